@@ -1,0 +1,63 @@
+# Entry points for people and CI. `make demo` brings up the local, GPU-free
+# demo; `make test` runs every test. Both work on a fresh clone: they build
+# their own virtual environment from pinned requirements first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+COLLECTION_LINK := .collections/ansible_collections/do_solutions/gtc_demo
+LOCAL_INVENTORY := inventories/local
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help setup demo teardown lint sanity pytest unit integration test clean
+
+help:
+	@echo "make demo      set up and start the local demo (no cloud, no GPU)"
+	@echo "make teardown  stop the local demo and remove what it made"
+	@echo "make test      run every test (lint, sanity, unit, integration)"
+
+setup: $(VENV)/.installed $(COLLECTION_LINK)
+
+$(VENV)/.installed: requirements/dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -r requirements/dev.txt
+	@if [ -f apps/loadgen/pyproject.toml ]; then $(BIN)/python -m pip install -q -e 'apps/loadgen[test]'; fi
+	touch $@
+
+# Ansible finds collections only under an ansible_collections/<ns>/<name>
+# path: link this checkout there so `do_solutions.gtc_demo.*` resolves.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+demo: setup
+	$(BIN)/ansible-playbook site.yml -i $(LOCAL_INVENTORY)
+
+teardown: setup
+	$(BIN)/ansible-playbook playbooks/teardown.yml -i $(LOCAL_INVENTORY)
+
+lint: setup
+	$(BIN)/ansible-lint --profile production
+
+sanity: setup
+	tests/sanity/run
+
+# pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+pytest: setup
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+unit: PYTEST_ARGS += -m "not integration"
+unit: pytest
+
+integration: PYTEST_ARGS += -m integration
+integration: pytest
+
+test: lint sanity pytest
+
+clean:
+	rm -rf $(VENV) .collections tests/output
