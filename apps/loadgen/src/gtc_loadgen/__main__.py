@@ -1,0 +1,154 @@
+"""Command line: ``serve`` (the booth app), ``curate`` (documents -> seeds), ``bench`` (headless run)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import sys
+import time
+
+import aiohttp
+
+from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
+from .engine import Engine, Targets
+from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
+from .settings import Settings, SettingsError, load_presets
+from .stats import Stats, percentile
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kv-url", default=_env("LOADGEN_KV_URL", "http://127.0.0.1:8000"),
+                   help="base URL of the KV-aware frontend (no /v1)")
+    p.add_argument("--round-robin-url", default=_env("LOADGEN_ROUND_ROBIN_URL", "http://127.0.0.1:8001"),
+                   help="base URL of the round-robin frontend (no /v1)")
+    p.add_argument("--model", default=_env("LOADGEN_MODEL", "nvidia/Llama-3.1-70B-Instruct-FP8"))
+    p.add_argument("--corpus", default=_env("LOADGEN_CORPUS", ""),
+                   help="folder of documents or seeds .json (default: the built-in corpus)")
+    p.add_argument("--request-timeout", type=float, default=float(_env("LOADGEN_REQUEST_TIMEOUT", "60")))
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gtc-loadgen", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd")
+
+    serve = sub.add_parser("serve", help="run the booth web app (default)")
+    _add_target_args(serve)
+    serve.add_argument("--host", default=_env("LOADGEN_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(_env("LOADGEN_PORT", "3000")))
+    serve.add_argument("--presets", default=_env("LOADGEN_PRESETS", ""), help="JSON file overriding the presets")
+    serve.add_argument("--settings", default=_env("LOADGEN_SETTINGS", ""),
+                       help="JSON object of initial settings, e.g. '{\"running\": true}'")
+    serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
+    serve.add_argument("--followup-model", default=_env("LOADGEN_FOLLOWUP_MODEL", DEFAULT_MODEL))
+
+    cur = sub.add_parser("curate", help="turn a folder of documents into a seeds file")
+    cur.add_argument("folder")
+    cur.add_argument("--out", required=True)
+
+    bench = sub.add_parser("bench", help="headless run at fixed concurrency; prints a JSON summary")
+    _add_target_args(bench)
+    bench.add_argument("--routing", choices=["kv", "round_robin"], default="kv")
+    bench.add_argument("--concurrency", type=int, default=256)
+    bench.add_argument("--duration", type=float, default=30.0)
+    bench.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the statistics")
+    bench.add_argument("--turns", type=int, default=3)
+    bench.add_argument("--max-tokens", type=int, default=32)
+    bench.add_argument("--seed", type=int, default=1)
+    return ap
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .server import build_app
+
+    seeds = load_seeds(args.corpus or None)
+    presets = load_presets(args.presets or None)
+    settings = Settings().patched(json.loads(args.settings)) if args.settings else Settings()
+    targets = Targets(args.kv_url, args.round_robin_url, args.model, args.request_timeout)
+    app = build_app(targets, seeds, presets, settings,
+                    followup_base_url=args.followup_url, followup_model=args.followup_model)
+    logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds", args.host, args.port, len(seeds))
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    return 0
+
+
+async def _bench(args: argparse.Namespace) -> dict:
+    seeds = load_seeds(args.corpus or None)
+    targets = Targets(args.kv_url, args.round_robin_url, args.model, args.request_timeout)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
+        stats = Stats(samples_per_key=100_000)
+        settings = Settings(running=False, concurrency=args.concurrency, rate=0.0, routing=args.routing,
+                            turns_min=args.turns, turns_max=args.turns, think_min_s=0.0, think_max_s=0.0,
+                            max_tokens=args.max_tokens)
+        engine = Engine(targets, session, seeds, FollowupWriter(None), stats, load_presets(None), settings,
+                        rng=random.Random(args.seed))
+        engine.start()
+        engine.update({"running": True})
+        await asyncio.sleep(args.warmup)
+        stats.reset()
+        t0 = time.perf_counter()
+        await asyncio.sleep(args.duration)
+        elapsed = time.perf_counter() - t0
+        snap = stats.snapshot()
+        ttfts = [v for w in stats.ttft.values() for v in w]
+        overhead = list(stats.overhead)
+        engine.update({"running": False})
+        await engine.close()
+    ok = snap["totals"]["requests"] - snap["totals"]["errors"]
+    return {
+        "tool": "gtc-loadgen", "routing": args.routing, "concurrency": args.concurrency,
+        "duration_s": round(elapsed, 2), "requests": snap["totals"]["requests"], "errors": snap["totals"]["errors"],
+        "errors_by_kind": snap["errors_by_kind"], "rps": round(ok / elapsed, 1),
+        "ttft_ms_p50": _r(percentile(ttfts, 50)), "ttft_ms_p90": _r(percentile(ttfts, 90)),
+        "ttft_ms_mean": _r(sum(ttfts) / len(ttfts)) if ttfts else None,
+        "overhead_ms_p50": _r(percentile(overhead, 50)), "overhead_ms_p90": _r(percentile(overhead, 90)),
+        "overhead_samples": len(overhead),
+    }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("LOADGEN_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0].startswith("-"):
+        argv = ["serve", *argv]
+    args = _parser().parse_args(argv)
+    try:
+        import uvloop  # noqa: PLC0415 - optional: a faster event loop at high concurrency
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        if args.cmd == "serve":
+            return _serve(args)
+        if args.cmd == "curate":
+            seeds = curate_folder(args.folder)
+            write_seeds(seeds, args.out)
+            print(f"{len(seeds)} seeds written to {args.out}")
+            return 0
+        if args.cmd == "bench":
+            print(json.dumps(asyncio.run(_bench(args))))
+            return 0
+    except (CorpusError, SettingsError, ValueError) as exc:
+        print(f"gtc-loadgen: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

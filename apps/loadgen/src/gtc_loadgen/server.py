@@ -1,0 +1,134 @@
+"""The web app: the presenter's page, its JSON API, /metrics and /healthz."""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .corpus import Seed
+from .engine import Engine, Targets
+from .followup import FollowupWriter
+from .settings import Preset, Settings, SettingsError
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+STATIC = Path(str(resources.files("gtc_loadgen") / "static"))
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+    return data
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response({"status": "ok", "model": engine.targets.model, "running": engine.settings.running})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    body = generate_latest(engine.stats.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def get_state(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return web.json_response({**engine.state(), "stats": engine.stats.snapshot()})
+
+
+async def post_settings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        engine.update(await _body(request))
+    except SettingsError as exc:
+        return _json_error(422, str(exc))
+    return web.json_response(engine.state())
+
+
+async def post_preset(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    try:
+        engine.apply_preset(request.match_info["name"])
+    except SettingsError as exc:
+        return _json_error(404, str(exc))
+    return web.json_response(engine.state())
+
+
+async def post_reset(request: web.Request) -> web.Response:
+    request.app[ENGINE].stats.reset()
+    return web.json_response({"status": "reset"})
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    convs = [c.summary() for c in reversed(engine.stats.conversations.values())]
+    return web.json_response({"conversations": convs[:100]})
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    conv = request.app[ENGINE].stats.conversations.get(request.match_info["cid"])
+    if conv is None:
+        return _json_error(404, "no such conversation (only the most recent ones are kept)")
+    return web.json_response(conv.detail())
+
+
+def build_app(
+    targets: Targets,
+    seeds: list[Seed],
+    presets: dict[str, Preset],
+    settings: Settings,
+    *,
+    followup_base_url: str,
+    followup_model: str,
+    connection_limit: int = 1024,
+) -> web.Application:
+    app = web.Application()
+
+    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+        # One pooled session for the load; keep-alive connections avoid a TCP
+        # handshake per turn. A separate one for the follow-up writer so a slow
+        # remote service never holds the load's connection slots.
+        connector = aiohttp.TCPConnector(limit=connection_limit, limit_per_host=0, ttl_dns_cache=300)
+        session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+        side = aiohttp.ClientSession()
+        writer = FollowupWriter(side, base_url=followup_base_url, model=followup_model)
+        engine = Engine(targets, session, seeds, writer, Stats(), presets, settings)
+        app[ENGINE] = engine
+        engine.start()
+        yield
+        await engine.close()
+        await session.close()
+        await side.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/state", get_state)
+    app.router.add_post("/api/settings", post_settings)
+    app.router.add_post("/api/preset/{name}", post_preset)
+    app.router.add_post("/api/reset", post_reset)
+    app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_get("/api/conversations/{cid}", get_conversation)
+    app.router.add_static("/static/", STATIC)
+    return app
