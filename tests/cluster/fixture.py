@@ -1,0 +1,620 @@
+"""The test cluster: a real Kubernetes control plane with kwok-simulated DOKS nodes.
+
+One place that knows how to start, reach, shape and stop the cluster, used by
+``tests/cluster/up`` and ``down`` (command line), by pytest fixtures (see
+``k8s_cluster`` at the bottom) and by Molecule's ``default`` scenario.
+
+The control plane is real: etcd, kube-apiserver, kube-controller-manager and
+kube-scheduler, started by ``kwokctl create cluster --runtime binary`` with
+binaries that ``tests/cluster/build`` compiled from the Go module proxy (local
+paths are given for every component, so kwokctl downloads nothing). The nodes
+are API objects that the kwok controller keeps Ready, so the scheduler, the
+taint manager and the node lifecycle controller all act on them for real.
+
+Layout of ``$GTC_TEST_CLUSTER_DIR`` (default ``~/.cache/gtc-demo/cluster``):
+``kubeconfig`` (cluster-admin, context ``kwok-<name>``), ``kwok/`` (kwokctl's
+work dir: PKI, logs, pid files), ``cluster.json`` (what ``up`` made).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+NODES_MANIFEST = HERE / "nodes" / "doks-nodes.yaml"
+
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT = {"key": GPU_RESOURCE, "effect": "NoSchedule"}
+# A node tests add themselves carries this label, so cleanup finds it.
+TEST_NODE_LABEL = "gtc-demo.test/created-by"
+
+# Instance types of the droplets DOKS pools are made of, as node labels show them.
+GPU_SIZES = {
+    "h100": "gpu-h100x8-640gb",
+    "h200": "gpu-h200x8-1128gb",
+}
+
+
+def cluster_name() -> str:
+    return os.environ.get("GTC_TEST_CLUSTER_NAME", "gtc-demo-test")
+
+
+def cluster_dir() -> Path:
+    default = Path.home() / ".cache" / "gtc-demo" / "cluster"
+    return Path(os.environ.get("GTC_TEST_CLUSTER_DIR", default)).expanduser()
+
+
+def shared_dir() -> Path:
+    """The team's public schemas live beside the checkout, in ../shared."""
+    return Path(os.environ.get("GTC_SHARED_DIR", REPO.parent / "shared")).expanduser()
+
+
+def crds_dir() -> Path:
+    return shared_dir() / "schemas" / "crds"
+
+
+def log(message: str) -> None:
+    print(f"[cluster] {message}", file=sys.stderr, flush=True)
+
+
+def build_binaries() -> Path:
+    """Build (or find cached) binaries; return their folder."""
+    started = time.monotonic()
+    out = subprocess.run([str(HERE / "build")], check=True, stdout=subprocess.PIPE, text=True)
+    path = Path(out.stdout.strip().splitlines()[-1])
+    log(f"binaries in {path} ({time.monotonic() - started:.1f}s)")
+    return path
+
+
+# --------------------------------------------------------------------------
+# Node manifests
+
+
+def doks_node(
+    name: str,
+    pool: str,
+    *,
+    gpus: int = 8,
+    gpu_model: str = "h100",
+    managed: bool = True,
+    extra_labels: dict[str, str] | None = None,
+    unschedulable: bool = False,
+) -> dict[str, Any]:
+    """A Node object shaped like a DOKS node of ``pool``.
+
+    ``gpus`` > 0 makes a GPU node (labels, capacity, allocatable and the
+    ``nvidia.com/gpu:NoSchedule`` taint as DOKS sets them); 0 a CPU node.
+    ``managed=False`` leaves out the kwok annotation: the node then stays
+    NotReady (as a droplet still booting) until ``make_node_ready``.
+    """
+    labels = {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/os": "linux",
+        "doks.digitalocean.com/managed": "true",
+        "doks.digitalocean.com/node-id": str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        "doks.digitalocean.com/node-pool": pool,
+        "doks.digitalocean.com/node-pool-id": str(uuid.uuid5(uuid.NAMESPACE_DNS, pool)),
+        "doks.digitalocean.com/version": "1.36.3-do.0",
+        "failure-domain.beta.kubernetes.io/region": "nyc2",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "region": "nyc2",
+        "topology.kubernetes.io/region": "nyc2",
+        "type": "kwok",
+    }
+    if gpus > 0:
+        size = GPU_SIZES.get(gpu_model, f"gpu-{gpu_model}x{gpus}")
+        labels.update({
+            "doks.digitalocean.com/gpu-brand": "nvidia",
+            "doks.digitalocean.com/gpu-model": gpu_model,
+        })
+        capacity = {"cpu": "160", "memory": "1968Gi", "pods": "110",
+                    "ephemeral-storage": "720Gi", GPU_RESOURCE: str(gpus)}
+        allocatable = {"cpu": "159", "memory": "1920Gi", "pods": "110",
+                       "ephemeral-storage": "700Gi", GPU_RESOURCE: str(gpus)}
+        taints = [dict(GPU_TAINT)]
+    else:
+        size = "s-4vcpu-8gb"
+        capacity = {"cpu": "4", "memory": "8148Mi", "pods": "110", "ephemeral-storage": "163901Mi"}
+        allocatable = {"cpu": "3900m", "memory": "6692Mi", "pods": "110", "ephemeral-storage": "151051Mi"}
+        taints = []
+    labels["beta.kubernetes.io/instance-type"] = size
+    labels["node.kubernetes.io/instance-type"] = size
+    labels.update(extra_labels or {})
+    annotations = {"node.alpha.kubernetes.io/ttl": "0"}
+    status: dict[str, Any] = {"capacity": capacity, "allocatable": allocatable}
+    if managed:
+        annotations[KWOK_ANNOTATION] = "fake"
+    else:
+        # What the node lifecycle controller and `kubectl get nodes` show for
+        # a node whose kubelet has registered but is not ready yet.
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        status["conditions"] = [{
+            "type": "Ready", "status": "False", "reason": "KubeletNotReady",
+            "message": "container runtime network not ready: NetworkReady=false (simulated boot)",
+            "lastHeartbeatTime": now, "lastTransitionTime": now,
+        }]
+    spec: dict[str, Any] = {"providerID": f"digitalocean://{uuid.uuid5(uuid.NAMESPACE_URL, name).int % 10**9}"}
+    if taints:
+        spec["taints"] = taints
+    if unschedulable:
+        spec["unschedulable"] = True
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "spec": spec,
+        "status": status,
+    }
+
+
+def default_nodes() -> list[dict[str, Any]]:
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    return yaml.safe_load(NODES_MANIFEST.read_text())["items"]
+
+
+# --------------------------------------------------------------------------
+# The cluster
+
+
+class Cluster:
+    """A running test cluster and helpers to shape it."""
+
+    def __init__(self, directory: Path, bin_dir: Path, name: str) -> None:
+        self.dir = directory
+        self.bin_dir = bin_dir
+        self.name = name
+        self.kubeconfig = directory / "kubeconfig"
+        self.context = f"kwok-{name}"
+        self._api: Any = None
+
+    # -- reaching it -------------------------------------------------------
+
+    @property
+    def helm(self) -> Path:
+        return self.bin_dir / "helm"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess (ansible-playbook, helm) aimed at this cluster."""
+        env = dict(os.environ)
+        env.update({
+            "KUBECONFIG": str(self.kubeconfig),
+            "K8S_AUTH_KUBECONFIG": str(self.kubeconfig),
+            "K8S_AUTH_CONTEXT": self.context,
+            "GTC_TEST_CLUSTER_DIR": str(self.dir),
+            "GTC_TEST_CLUSTER_BIN": str(self.bin_dir),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        })
+        return env
+
+    def api_client(self) -> Any:
+        if self._api is None:
+            from kubernetes import config  # pylint: disable=import-outside-toplevel
+
+            self._api = config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+        return self._api
+
+    def core(self) -> Any:
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        return client.CoreV1Api(self.api_client())
+
+    def server(self) -> str:
+        return self.api_client().configuration.host
+
+    # -- nodes -------------------------------------------------------------
+
+    def create_node(self, node: dict[str, Any]) -> None:
+        """Create (or replace) a Node, status included.
+
+        Nodes are the one kind whose status may be set on create; the status
+        is then also written through the status subresource so that a node
+        replaced in place gets its capacity too.
+        """
+        from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+        core = self.core()
+        name = node["metadata"]["name"]
+        try:
+            core.create_node(node)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.delete_node(name)
+            self._wait_gone(name)
+            core.create_node(node)
+        core.patch_node_status(name, {"status": node["status"]})
+
+    def _wait_gone(self, name: str, timeout: float = 30) -> None:
+        from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.core().read_node(name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            time.sleep(0.2)
+        raise TimeoutError(f"node {name} still exists after {timeout}s")
+
+    def add_test_node(self, name: str, pool: str, *, owner: str = "pytest", **kwargs: Any) -> dict[str, Any]:
+        """Create a DOKS-like node labelled as made by a test (see ``delete_test_nodes``)."""
+        labels = dict(kwargs.pop("extra_labels", None) or {})
+        labels[TEST_NODE_LABEL] = owner
+        node = doks_node(name, pool, extra_labels=labels, **kwargs)
+        self.create_node(node)
+        return node
+
+    def add_test_node_later(self, delay: float, name: str, pool: str, **kwargs: Any) -> threading.Timer:
+        """Create a node after ``delay`` seconds, in a background thread: a node arriving late."""
+        timer = threading.Timer(delay, self.add_test_node, args=(name, pool), kwargs=kwargs)
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def make_node_ready(self, name: str) -> None:
+        """Hand a NotReady node to kwok, which then reports it Ready: a droplet finishing its boot."""
+        self.core().patch_node(name, {"metadata": {"annotations": {KWOK_ANNOTATION: "fake"}}})
+
+    def make_node_ready_later(self, delay: float, name: str) -> threading.Timer:
+        timer = threading.Timer(delay, self.make_node_ready, args=(name,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def cordon(self, name: str, unschedulable: bool = True) -> None:
+        self.core().patch_node(name, {"spec": {"unschedulable": unschedulable}})
+
+    def delete_test_nodes(self, owner: str | None = None) -> None:
+        selector = TEST_NODE_LABEL if owner is None else f"{TEST_NODE_LABEL}={owner}"
+        for node in self.core().list_node(label_selector=selector).items:
+            self.core().delete_node(node.metadata.name)
+
+    def wait_nodes_ready(self, names: Iterable[str], timeout: float = 60) -> None:
+        pending = set(names)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for node in self.core().list_node().items:
+                conditions = {c.type: c.status for c in (node.status.conditions or [])}
+                if node.metadata.name in pending and conditions.get("Ready") == "True":
+                    pending.discard(node.metadata.name)
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            raise TimeoutError(f"nodes not Ready after {timeout}s: {sorted(pending)}")
+
+    def apply_default_nodes(self) -> list[str]:
+        names = []
+        for node in default_nodes():
+            self.create_node(node)
+            names.append(node["metadata"]["name"])
+        self.wait_nodes_ready(names)
+        return names
+
+    # -- CRDs --------------------------------------------------------------
+
+    def apply_crds(self, groups: Iterable[str] | None = None, timeout: float = 120) -> list[str]:
+        """Server-side apply the CRDs under ../shared/schemas/crds (all, or the given sub-folders).
+
+        Server-side apply because the biggest (Dynamo's) are far over the
+        256 KiB a client-side apply's last-applied annotation may hold.
+        Returns the CRD names, once each is Established.
+        """
+        import yaml  # pylint: disable=import-outside-toplevel
+
+        root = crds_dir()
+        if not root.is_dir():
+            raise FileNotFoundError(f"no CRDs at {root} (set GTC_SHARED_DIR to the shared/ folder)")
+        folders = sorted(p for p in root.iterdir() if p.is_dir())
+        if groups is not None:
+            wanted = set(groups)
+            unknown = wanted - {p.name for p in folders}
+            if unknown:
+                raise ValueError(f"unknown CRD folders {sorted(unknown)}; have {[p.name for p in folders]}")
+            folders = [p for p in folders if p.name in wanted]
+        api = self.api_client()
+        names = []
+        for folder in folders:
+            for path in sorted(folder.glob("*.yaml")):
+                for doc in yaml.safe_load_all(path.read_text()):
+                    if not doc or doc.get("kind") != "CustomResourceDefinition":
+                        continue
+                    name = doc["metadata"]["name"]
+                    api.call_api(
+                        f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}", "PATCH",
+                        query_params=[("fieldManager", "gtc-demo-tests"), ("force", "true")],
+                        header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+                        body=json.dumps(doc), auth_settings=["BearerToken"], _return_http_data_only=True,
+                        _preload_content=False,
+                    )
+                    names.append(name)
+        self._wait_established(names, timeout)
+        return names
+
+    def _wait_established(self, names: list[str], timeout: float) -> None:
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+
+        ext = client.ApiextensionsV1Api(self.api_client())
+        pending = set(names)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for name in sorted(pending):
+                crd = ext.read_custom_resource_definition(name)
+                if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+                    pending.discard(name)
+            if pending:
+                time.sleep(0.5)
+        if pending:
+            raise TimeoutError(f"CRDs not Established after {timeout}s: {sorted(pending)}")
+
+
+# --------------------------------------------------------------------------
+# Starting and stopping
+
+
+def _kwok_env(directory: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KWOK_WORKDIR"] = str(directory / "kwok")
+    return env
+
+
+def _kwokctl(bin_dir: Path, directory: Path, *args: str, check: bool = True,
+             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(bin_dir / "kwokctl"), "--name", cluster_name(), *args],
+        env=_kwok_env(directory), check=check, text=True, timeout=timeout,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+
+
+def _state_file(directory: Path) -> Path:
+    return directory / "cluster.json"
+
+
+def _healthy(directory: Path) -> bool:
+    """True when the kubeconfig in ``directory`` reaches a live API server."""
+    kubeconfig = directory / "kubeconfig"
+    if not kubeconfig.exists():
+        return False
+    try:
+        from kubernetes import client, config  # pylint: disable=import-outside-toplevel
+
+        api = config.new_client_from_config(config_file=str(kubeconfig), context=f"kwok-{cluster_name()}")
+        api.configuration.retries = 0
+        client.VersionApi(api).get_code(_request_timeout=3)
+        return True
+    except Exception:  # pylint: disable=broad-except
+        return False
+
+
+def _wait_api(cluster: Cluster, timeout: float = 180) -> None:
+    """Wait until the API answers and the controller manager has made the default service account."""
+    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            cluster.core().read_namespaced_service_account("default", "default", _request_timeout=5)
+            return
+        except ApiException as exc:
+            last = exc
+        except Exception as exc:  # pylint: disable=broad-except  # connection refused while starting
+            last = exc
+        time.sleep(0.5)
+    raise TimeoutError(f"the API server was not usable after {timeout}s: {last}")
+
+
+def up(*, crds: Iterable[str] | None = None, nodes: bool = True) -> Cluster:
+    """Start the cluster if it is not running, create the DOKS nodes; return it.
+
+    Idempotent: a healthy running cluster is reused (its nodes re-applied).
+    ``crds``: CRD folder names under ../shared/schemas/crds to apply
+    (``["all"]`` for every folder).
+    """
+    directory = cluster_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    bin_dir = build_binaries()
+    cluster = Cluster(directory, bin_dir, cluster_name())
+    started = time.monotonic()
+    if _healthy(directory):
+        log(f"reusing the running cluster in {directory}")
+    else:
+        # Leftovers of a crashed run (stale pid files, a dead etcd) go first.
+        _stop(bin_dir, directory)
+        log(f"starting the control plane ({cluster.name}) in {directory}")
+        args = [
+            "create", "cluster", "--runtime", "binary",
+            "--kubeconfig", str(cluster.kubeconfig),
+            "--etcd-binary", str(bin_dir / "etcd"),
+            "--kube-apiserver-binary", str(bin_dir / "kube-apiserver"),
+            "--kube-controller-manager-binary", str(bin_dir / "kube-controller-manager"),
+            "--kube-scheduler-binary", str(bin_dir / "kube-scheduler"),
+            "--kwok-controller-binary", str(bin_dir / "kwok"),
+            "--kube-authorization", "--quiet-pull", "--wait", "3m",
+        ]
+        result = _kwokctl(bin_dir, directory, *args, check=False)
+        if result.returncode != 0:
+            log(result.stdout)
+            _stop(bin_dir, directory)
+            raise RuntimeError(f"kwokctl create cluster failed ({result.returncode}); output above")
+    _wait_api(cluster)
+    log(f"API ready at {cluster.server()} after {time.monotonic() - started:.1f}s")
+    if nodes:
+        names = cluster.apply_default_nodes()
+        log(f"{len(names)} DOKS nodes Ready after {time.monotonic() - started:.1f}s")
+    if crds:
+        wanted = None if "all" in crds else list(crds)
+        applied = cluster.apply_crds(wanted)
+        log(f"{len(applied)} CRDs Established after {time.monotonic() - started:.1f}s")
+    _state_file(directory).write_text(json.dumps({
+        "name": cluster.name, "kubeconfig": str(cluster.kubeconfig), "context": cluster.context,
+        "server": cluster.server(), "bin_dir": str(bin_dir),
+    }, indent=2) + "\n")
+    return cluster
+
+
+def _our_pids(directory: Path) -> list[int]:
+    """Processes whose command line points into our cluster folder (only ours)."""
+    marker = str(directory / "kwok")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _stop(bin_dir: Path | None, directory: Path) -> None:
+    if bin_dir is not None and (bin_dir / "kwokctl").exists() and (directory / "kwok").exists():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            _kwokctl(bin_dir, directory, "delete", "cluster", check=False, timeout=120)
+    # Whatever kwokctl left (a crashed create leaves no record of some pids).
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _our_pids(directory)
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
+            time.sleep(0.2)
+    left = _our_pids(directory)
+    if left:
+        raise RuntimeError(f"processes still running after down: {left}")
+
+
+def down() -> None:
+    """Stop every process of the cluster and remove its folder's state."""
+    directory = cluster_dir()
+    bin_dir = None
+    state = _state_file(directory)
+    if state.exists():
+        bin_dir = Path(json.loads(state.read_text())["bin_dir"])
+    else:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            bin_dir = build_binaries()
+    _stop(bin_dir, directory)
+    for name in ("kubeconfig", "cluster.json"):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / name).unlink()
+    log(f"stopped; no process left under {directory}")
+
+
+# --------------------------------------------------------------------------
+# pytest
+
+
+_SESSION: dict[str, Any] = {"cluster": None, "users": 0, "started_here": False}
+
+
+@contextlib.contextmanager
+def session_cluster() -> Iterator[Cluster]:
+    """Shared by every fixture that wants the cluster in one pytest process.
+
+    Starts the cluster once, however many conftests use ``k8s_cluster``, and
+    stops it after the last user, unless it was already running before the
+    session (GTC_TEST_CLUSTER_KEEP=1 also keeps it, to look around after).
+    """
+    if _SESSION["cluster"] is None:
+        _SESSION["started_here"] = not _healthy(cluster_dir())
+        _SESSION["cluster"] = up(crds=["all"] if crds_dir().is_dir() else None)
+    _SESSION["users"] += 1
+    try:
+        yield _SESSION["cluster"]
+    finally:
+        _SESSION["users"] -= 1
+        if _SESSION["users"] == 0:
+            keep = os.environ.get("GTC_TEST_CLUSTER_KEEP") == "1"
+            if _SESSION["started_here"] and not keep:
+                down()
+            _SESSION["cluster"] = None
+
+
+try:
+    import pytest
+except ImportError:  # the command line does not need pytest
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture(scope="session")
+    def k8s_cluster() -> Iterator[Cluster]:
+        """The running test cluster (started on first use, stopped at the end)."""
+        with session_cluster() as cluster:
+            yield cluster
+
+
+# --------------------------------------------------------------------------
+# Command line (tests/cluster/up, tests/cluster/down)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tests/cluster/fixture.py", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_up = sub.add_parser("up", help="start the cluster (idempotent) and create the DOKS nodes")
+    p_up.add_argument("--crds", nargs="*", metavar="FOLDER",
+                      help="apply CRDs from ../shared/schemas/crds: folder names, or none for all")
+    p_up.add_argument("--no-nodes", action="store_true", help="do not create the DOKS nodes")
+    sub.add_parser("down", help="stop the cluster; no process is left")
+    sub.add_parser("status", help="exit 0 if the cluster answers")
+    p_crds = sub.add_parser("crds", help="apply CRDs to the running cluster")
+    p_crds.add_argument("folders", nargs="*", help="folder names under ../shared/schemas/crds (default all)")
+    sub.add_parser("env", help="print shell exports for KUBECONFIG and PATH")
+    sub.add_parser("build", help="build the binaries only; print their folder")
+    args = parser.parse_args(argv)
+
+    if args.command == "up":
+        crds = None if args.crds is None else (args.crds or ["all"])
+        cluster = up(crds=crds, nodes=not args.no_nodes)
+        print(cluster.kubeconfig)
+    elif args.command == "down":
+        down()
+    elif args.command == "status":
+        healthy = _healthy(cluster_dir())
+        print("up" if healthy else "down")
+        return 0 if healthy else 1
+    elif args.command in ("crds", "env"):
+        state = _state_file(cluster_dir())
+        if not state.exists():
+            log("the cluster is not up: run tests/cluster/up first")
+            return 1
+        info = json.loads(state.read_text())
+        cluster = Cluster(cluster_dir(), Path(info["bin_dir"]), info["name"])
+        if args.command == "crds":
+            for name in cluster.apply_crds(args.folders or None):
+                print(name)
+        else:
+            print(f"export KUBECONFIG={cluster.kubeconfig}")
+            print(f"export K8S_AUTH_KUBECONFIG={cluster.kubeconfig}")
+            print(f"export PATH={cluster.bin_dir}:$PATH")
+    elif args.command == "build":
+        print(build_binaries())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
