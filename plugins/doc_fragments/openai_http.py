@@ -15,7 +15,7 @@ class ModuleDocFragment:
 options:
   api_key:
     description:
-      - Bearer token sent as C(Authorization: Bearer <api_key>).
+      - "Bearer token sent as C(Authorization: Bearer <api_key>)."
       - When not given, the value of the E(GTC_DEMO_API_KEY) environment variable is used, if set.
       - The local demo and an in-cluster Dynamo frontend need none.
       - Never put a token in O(headers); this option is masked in logs and results.

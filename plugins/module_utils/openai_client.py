@@ -144,6 +144,28 @@ def iter_sse_events(lines):
         yield event, '\n'.join(data)
 
 
+def iter_lines(response, size=65536):
+    """Yield the lines of a response body as they arrive.
+
+    ``read1`` returns whatever has arrived instead of waiting for a full
+    buffer (so TTFT is not delayed), and on a chunked body it raises
+    IncompleteRead when the connection drops before the last chunk, where
+    ``readline`` would report a clean end of file and hide the cut.
+    """
+    read = getattr(response, 'read1', None) or response.read
+    pending = b''
+    while True:
+        data = read(size)
+        if not data:
+            break
+        lines = (pending + data).split(b'\n')
+        pending = lines.pop()
+        for line in lines:
+            yield line + b'\n'
+    if pending:
+        yield pending
+
+
 def merge_dicts(base, update):
     """Deep-merge ``update`` into ``base``: nvext fields arrive spread over chunks."""
     for key, value in update.items():
@@ -376,7 +398,7 @@ class OpenAIClient:
                 raise MalformedResponse('POST %s was asked for a stream but answered with Content-Type %r: %s'
                                         % (url, content_type, excerpt(response.read())), request_url=url)
             deadline = started + self.timeout
-            for event, data in iter_sse_events(response):
+            for event, data in iter_sse_events(iter_lines(response)):
                 if accumulator.feed(event, data):
                     break
                 if self.clock() > deadline:

@@ -14,12 +14,13 @@ description:
     sends one chat completion and one streaming chat completion, and returns the answer, the time to
     first token measured on the stream, the token usage and, when the server is NVIDIA Dynamo, its
     C(nvext) timing (server-side TTFT, KV cache hit rate) and the id of the worker that decoded.
-  - Dynamo's extra fields are asked for with C({"nvext": {"extra_fields": ["timing", "worker_id"]}});
+  - >-
+    Dynamo's extra fields are asked for with C({"nvext": {"extra_fields": ["timing", "worker_id"]}});
     other servers ignore or reject that field, see O(request_nvext).
   - Fails with a message naming what went wrong when the URL cannot be reached, the model is not served
     (the message lists the served ones), the server answers with an HTTP error (status and the start of
     the body), or the answer is malformed (not JSON, a line that is not a server-sent event, a chunk
-    that is not JSON, a stream without C(data: [DONE]) or cut mid-stream).
+    that is not JSON, a stream without its closing C([DONE]) or cut mid-stream).
   - An answer without text is not a success, even if its usage counts generated tokens (what a
     mocker engine does when its tokenizer decodes the generated ids to nothing). The module warns,
     sets RV(empty_content), and fails unless O(allow_empty_content=true).
@@ -270,7 +271,7 @@ stream:
       description: Milliseconds to the end of the stream.
       type: float
     chunks:
-      description: Number of JSON chunks before C(data: [DONE]).
+      description: "Number of JSON chunks before the closing C(data: [DONE]) line."
       type: int
     content_chunks:
       description: Number of chunks that carried text.
@@ -330,7 +331,7 @@ def main():
         model=dict(type='str', required=True),
         prompt=dict(type='str'),
         messages=dict(type='list', elements='dict'),
-        max_tokens=dict(type='int', default=16),
+        max_tokens=dict(type='int', default=16, no_log=False),  # a token count, not a secret
         checks=dict(type='list', elements='str', choices=list(CHECKS), default=list(CHECKS)),
         request_nvext=dict(type='bool', default=True),
         extra_body=dict(type='dict', default={}),
