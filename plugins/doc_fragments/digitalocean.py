@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+# Copyright: DigitalOcean Solutions Engineering
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+    # Authentication and API options shared by every DigitalOcean module.
+    DOCUMENTATION = r"""
+options:
+  token:
+    description:
+      - DigitalOcean API token.
+      - Read from E(DIGITALOCEAN_ACCESS_TOKEN), then E(DIGITALOCEAN_TOKEN), when not given;
+        keeping it in the environment keeps it out of inventories, logs and module arguments.
+      - Never logged or returned.
+    type: str
+  api_endpoint:
+    description:
+      - Base URL of the DigitalOcean API. Plain C(http://) is accepted so tests can point it at a local fake.
+    type: str
+    default: https://api.digitalocean.com
+  api_retries:
+    description:
+      - How many times a request answered with 429 or a 5xx (or a dropped connection) is retried,
+        with exponential backoff that honours C(Retry-After). 401, 403 and 422 are never retried.
+    type: int
+    default: 5
+requirements:
+  - pydo >= 0.44.0
+notes:
+  - Runs on the controller (or any host with C(pydo)); it talks only to the DigitalOcean API.
+"""
+
+    # Options of the modules that wait for a resource to become ready or go away.
+    WAIT = r"""
+options:
+  wait:
+    description:
+      - Wait until the resource is ready (or, for O(state=absent), gone).
+    type: bool
+    default: true
+  wait_timeout:
+    description:
+      - Seconds to wait before failing; the failure says what was last seen.
+    type: int
+    default: 1800
+  poll_interval:
+    description:
+      - Seconds between two looks while waiting.
+    type: float
+    default: 10.0
+"""

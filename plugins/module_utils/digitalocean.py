@@ -1,0 +1,445 @@
+# -*- coding: utf-8 -*-
+# Copyright: DigitalOcean Solutions Engineering
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The engine behind the collection's DigitalOcean modules.
+
+Modules stay thin: they declare options and call into this file for the
+client set-up (pydo), retries, error messages, waiting and the comparison
+of what is wanted with what exists.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import email.utils
+import random
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+
+PYDO_IMPORT_ERROR = None
+try:
+    import pydo
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+    from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
+    from azure.core.rest import HttpRequest
+except ImportError:  # pragma: no cover - reported by require_pydo()
+    pydo = None
+    PYDO_IMPORT_ERROR = traceback.format_exc()
+
+    class SansIOHTTPPolicy:  # type: ignore[no-redef]
+        """Stand-in so the class below can be defined without azure-core."""
+
+    class HttpResponseError(Exception):  # type: ignore[no-redef]
+        """Stand-in: never raised when pydo is missing."""
+
+    class ServiceRequestError(Exception):  # type: ignore[no-redef]
+        """Stand-in: never raised when pydo is missing."""
+
+    class ServiceResponseError(Exception):  # type: ignore[no-redef]
+        """Stand-in: never raised when pydo is missing."""
+
+
+DEFAULT_ENDPOINT = "https://api.digitalocean.com"
+TOKEN_ENV = ["DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"]
+RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
+# Never sleep longer than this between two attempts, whatever Retry-After says.
+MAX_RETRY_SLEEP = 60.0
+
+# Options every module shares; documented by the doc fragment
+# do_solutions.gtc_demo.digitalocean.
+AUTH_ARGSPEC = dict(
+    token=dict(type="str", no_log=True, fallback=(env_fallback, TOKEN_ENV)),
+    api_endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
+    api_retries=dict(type="int", default=5),
+)
+# Options of the modules that wait; documented by do_solutions.gtc_demo.digitalocean.wait.
+WAIT_ARGSPEC = dict(
+    wait=dict(type="bool", default=True),
+    wait_timeout=dict(type="int", default=1800),
+    poll_interval=dict(type="float", default=10.0),
+)
+
+
+class DOError(Exception):
+    """A failure with a message meant for the person running the playbook."""
+
+    def __init__(self, message, status=None, body=None):
+        super(DOError, self).__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+
+
+def error_message(status, body, what):
+    """Turn an API error into a sentence that says what was wrong."""
+    detail = ""
+    if isinstance(body, dict):
+        detail = body.get("message") or body.get("id") or ""
+    detail = " ({0})".format(detail) if detail else ""
+    if status == 401:
+        return (
+            "DigitalOcean rejected the API token while trying to {0}: 401 unauthorized{1}. "
+            "Set a valid token in DIGITALOCEAN_ACCESS_TOKEN (or DIGITALOCEAN_TOKEN).".format(what, detail)
+        )
+    if status == 403:
+        return (
+            "DigitalOcean refused to {0}: 403 forbidden{1}. The token is valid but lacks "
+            "the scope for this action (it needs write access to VPCs, Kubernetes and NFS).".format(what, detail)
+        )
+    if status == 422:
+        return "DigitalOcean could not {0}: 422 unprocessable entity{1}. Check the module's options.".format(what, detail)
+    if status == 404:
+        return "DigitalOcean could not {0}: 404 not found{1}.".format(what, detail)
+    if status == 429:
+        return "DigitalOcean kept rate-limiting the request to {0} (429){1}; gave up after the retries.".format(what, detail)
+    if status is not None and status >= 500:
+        return "DigitalOcean failed to {0}: HTTP {1}{2}; gave up after the retries.".format(what, status, detail)
+    return "DigitalOcean could not {0}: HTTP {1}{2}.".format(what, status, detail)
+
+
+def parse_retry_after(value, now=None):
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
+    if value is None:
+        return None
+    value = str(value).strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def backoff_delay(attempt, retry_after=None, base=1.0, cap=MAX_RETRY_SLEEP, jitter=random.random):
+    """How long to sleep before retry number ``attempt`` (0-based).
+
+    The server's Retry-After wins when it gave one (capped); otherwise
+    exponential backoff with up to 50% jitter so parallel runs spread out.
+    """
+    if retry_after is not None:
+        return min(float(retry_after), cap)
+    delay = min(base * (2 ** attempt), cap)
+    return delay * (0.5 + 0.5 * jitter())
+
+
+class BearerTokenPolicy(SansIOHTTPPolicy):
+    """Adds the bearer token to each request.
+
+    pydo's default authentication policy refuses plain HTTP unless every call
+    passes enforce_https=False; the tests talk to a local fake over HTTP, so
+    the collection sets the header itself, for HTTPS and HTTP alike.
+    """
+
+    def __init__(self, token):
+        super(BearerTokenPolicy, self).__init__()
+        self._token = token
+
+    def on_request(self, request):
+        request.http_request.headers["Authorization"] = "Bearer {0}".format(self._token)
+
+
+def _capture(pipeline_response, deserialized, headers):
+    """pydo ``cls`` hook: keep the status code and body pydo would otherwise hide (404s, YAML)."""
+    response = pipeline_response.http_response
+    if deserialized is None:
+        try:
+            text = response.text()
+        except Exception:  # pylint: disable=broad-except
+            text = None
+        return response.status_code, text
+    return response.status_code, deserialized
+
+
+def _error_body(response):
+    if response is None:
+        return None
+    try:
+        return response.json()
+    except Exception:  # pylint: disable=broad-except
+        return None
+
+
+class DOClient:
+    """pydo with retries, clear errors and a uniform (status, body) result."""
+
+    def __init__(self, token, endpoint=DEFAULT_ENDPOINT, retries=5, sleep=time.sleep,
+                 clock=time.monotonic, jitter=random.random, client=None, warn=None):
+        self.retries = max(0, int(retries))
+        self.sleep = sleep
+        self.clock = clock
+        self.jitter = jitter
+        self.warn = warn or (lambda msg: None)
+        # Counts what happened, for the modules' results and the tests.
+        self.attempts = 0
+        self.retried = 0
+        if client is not None:
+            self.client = client
+        else:
+            # retry_total=0: azure-core must not retry behind our back, the
+            # loop in call() does, with the backoff and messages we want.
+            self.client = pydo.Client(
+                token=token,
+                endpoint=endpoint.rstrip("/"),
+                authentication_policy=BearerTokenPolicy(token),
+                retry_policy=RetryPolicy(retry_total=0),
+            )
+
+    def call(self, what, operation, *args, **kwargs):
+        """Run one pydo operation; returns (status, body).
+
+        ``what`` finishes the sentence "while trying to ..." in error
+        messages. 404 is returned, not raised: callers decide what absent means.
+        429 and 5xx (and dropped connections) are retried with backoff,
+        honouring Retry-After; 401/403/422 fail at once.
+        """
+        attempt = 0
+        while True:
+            self.attempts += 1
+            try:
+                status, body = operation(*args, cls=_capture, **kwargs)
+            except HttpResponseError as exc:
+                status = exc.status_code
+                body = _error_body(exc.response)
+                if status == 404:
+                    return 404, body
+                retry_after = None
+                if exc.response is not None:
+                    retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
+                if status in RETRY_STATUSES and attempt < self.retries:
+                    delay = backoff_delay(attempt, retry_after, jitter=self.jitter)
+                    self.warn("DigitalOcean answered {0} while trying to {1}; retry {2}/{3} in {4:.1f}s".format(
+                        status, what, attempt + 1, self.retries, delay))
+                    self.retried += 1
+                    self.sleep(delay)
+                    attempt += 1
+                    continue
+                raise DOError(error_message(status, body, what), status=status, body=body)
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                if attempt < self.retries:
+                    self.retried += 1
+                    self.sleep(backoff_delay(attempt, None, jitter=self.jitter))
+                    attempt += 1
+                    continue
+                raise DOError("Could not reach the DigitalOcean API while trying to {0}: {1}".format(what, exc))
+            if status is not None and status >= 400 and status != 404:
+                raise DOError(error_message(status, body, what), status=status, body=body)
+            return status, body
+
+    def get_text(self, what, path, **params):
+        """GET a non-JSON document (the kubeconfig is YAML, which pydo's decoder refuses)."""
+        def fetch(cls=None):
+            request = HttpRequest("GET", path, params=params)
+            response = self.client.send_request(request, stream=True)
+            response.read()
+            if response.status_code >= 400:
+                raise HttpResponseError(response=response)
+            return response.status_code, response.text()
+        return self.call(what, fetch)
+
+    def list_all(self, what, operation, key, **kwargs):
+        """Follow ``page`` until the API has no next page; returns the items under ``key``."""
+        items = []
+        page = 1
+        while True:
+            status, body = self.call(what, operation, per_page=200, page=page, **kwargs)
+            if status == 404 or not isinstance(body, dict):
+                return items
+            items.extend(body.get(key) or [])
+            pages = (body.get("links") or {}).get("pages") or {}
+            if not pages.get("next") or page >= 1000:
+                return items
+            page += 1
+
+    def wait_for(self, what, fetch, done, timeout, interval):
+        """Poll ``fetch()`` until ``done(result)`` is true; monotonic clock, fails with the last thing seen."""
+        deadline = self.clock() + timeout
+        while True:
+            current = fetch()
+            if done(current):
+                return current
+            if self.clock() >= deadline:
+                raise DOError("Timed out after {0}s waiting for {1}; last seen: {2}".format(
+                    timeout, what, describe(current)))
+            self.sleep(max(0.0, min(interval, deadline - self.clock())))
+
+
+def describe(resource):
+    """A short account of a resource's state for timeout messages."""
+    if resource is None:
+        return "present"
+    if not isinstance(resource, dict):
+        return str(resource)
+    status = resource.get("status")
+    if isinstance(status, dict):
+        status = status.get("state")
+    nodes = resource.get("nodes")
+    if isinstance(nodes, list):
+        states = [((n.get("status") or {}).get("state")) for n in nodes]
+        return "status={0} nodes={1}".format(status, states)
+    return "status={0}".format(status)
+
+
+# --- comparison -------------------------------------------------------------
+
+def system_tag(tag):
+    """Tags DigitalOcean adds itself (k8s, k8s:<id>, k8s:worker) are not ours to manage."""
+    return tag == "k8s" or tag.startswith("k8s:")
+
+
+def norm_tags(tags):
+    return sorted(set(t for t in (tags or []) if not system_tag(t)))
+
+
+def norm_labels(labels):
+    return dict((str(k), str(v)) for k, v in (labels or {}).items())
+
+
+def norm_taints(taints):
+    out = []
+    for t in taints or []:
+        out.append(dict(key=str(t.get("key")), value=str(t.get("value") or ""), effect=str(t.get("effect"))))
+    return sorted(out, key=lambda t: (t["key"], t["value"], t["effect"]))
+
+
+def norm_time(value):
+    """'4:00' and '04:00' are the same maintenance start time."""
+    if value is None:
+        return None
+    parts = str(value).split(":")
+    try:
+        return "{0:02d}:{1:02d}".format(int(parts[0]), int(parts[1]) if len(parts) > 1 else 0)
+    except ValueError:
+        return str(value)
+
+
+def diff_fields(desired, actual):
+    """Fields whose desired value differs from the actual one.
+
+    ``desired`` holds only the fields the user manages (None = leave as is),
+    both sides already normalised. Returns {field: (actual, desired)}.
+    """
+    changes = {}
+    for key, want in desired.items():
+        if want is None:
+            continue
+        have = actual.get(key)
+        if have != want:
+            changes[key] = (have, want)
+    return changes
+
+
+def make_diff(before, after):
+    """Ansible's diff mode dict; before/after are plain dicts (never secrets)."""
+    return dict(before=before or {}, after=after or {})
+
+
+# --- module plumbing --------------------------------------------------------
+
+def argument_spec(spec, wait=False):
+    """The module's own options plus the shared auth (and wait) ones."""
+    merged = dict(AUTH_ARGSPEC)
+    if wait:
+        merged.update(WAIT_ARGSPEC)
+    merged.update(spec)
+    return merged
+
+
+def require_pydo(module):
+    if pydo is None:
+        module.fail_json(msg=missing_required_lib("pydo"), exception=PYDO_IMPORT_ERROR)
+
+
+def client_for(module):
+    """A DOClient for the module's options; fails clearly without a token."""
+    require_pydo(module)
+    token = module.params.get("token")
+    if not token:
+        module.fail_json(msg="No DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN "
+                             "(or DIGITALOCEAN_TOKEN), or pass the token option.")
+    return DOClient(token, endpoint=module.params["api_endpoint"], retries=module.params["api_retries"],
+                    warn=module.warn)
+
+
+def new_module(spec, wait=False, **kwargs):
+    kwargs.setdefault("supports_check_mode", True)
+    return AnsibleModule(argument_spec=argument_spec(spec, wait=wait), **kwargs)
+
+
+def run(module, logic):
+    """Run ``logic(module, client)`` and turn DOError into a clean failure."""
+    client = client_for(module)
+    try:
+        result = logic(module, client)
+    except DOError as exc:
+        module.fail_json(msg=exc.message, status=exc.status, api_attempts=client.attempts,
+                         api_retries_used=client.retried)
+    result.setdefault("api_attempts", client.attempts)
+    result.setdefault("api_retries_used", client.retried)
+    module.exit_json(**result)
+
+
+# --- finders shared by the resource and info modules ------------------------
+
+def find_vpc(client, name):
+    vpcs = client.list_all("list VPCs", client.client.vpcs.list, "vpcs")
+    for vpc in vpcs:
+        if vpc.get("name") == name:
+            return vpc
+    return None
+
+
+def find_cluster(client, name):
+    clusters = client.list_all("list Kubernetes clusters", client.client.kubernetes.list_clusters,
+                               "kubernetes_clusters")
+    for cluster in clusters:
+        if cluster.get("name") == name:
+            return cluster
+    return None
+
+
+def get_cluster(client, cluster_id):
+    status, body = client.call("read Kubernetes cluster {0}".format(cluster_id),
+                               client.client.kubernetes.get_cluster, cluster_id)
+    if status == 404:
+        return None
+    return body.get("kubernetes_cluster")
+
+
+def list_node_pools(client, cluster_id):
+    status, body = client.call("list the node pools of cluster {0}".format(cluster_id),
+                               client.client.kubernetes.list_node_pools, cluster_id)
+    if status == 404:
+        raise DOError("Kubernetes cluster {0} does not exist.".format(cluster_id), status=404)
+    return body.get("node_pools") or []
+
+
+def find_nfs(client, name, region):
+    status, body = client.call("list NFS shares in {0}".format(region), client.client.nfs.list, region=region)
+    if status == 404:
+        return None
+    for share in body.get("shares") or []:
+        if share.get("name") == name and share.get("status") != "DELETED":
+            return share
+    return None
+
+
+def get_nfs(client, share_id, region):
+    status, body = client.call("read NFS share {0}".format(share_id), client.client.nfs.get, share_id,
+                               region=region)
+    if status == 404:
+        return None
+    share = body.get("share")
+    if share and share.get("status") == "DELETED":
+        return None
+    return share
