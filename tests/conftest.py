@@ -1,0 +1,7 @@
+"""Test-suite wide set-up: make tests/helpers.py importable as `helpers`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

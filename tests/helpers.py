@@ -1,0 +1,104 @@
+"""Shared helpers for the test suite: running playbooks and finding free ports."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+SHARED = REPO.parent / "shared"
+
+
+@dataclass
+class PlaybookRun:
+    """The outcome of one ansible-playbook run."""
+
+    args: list[str]
+    returncode: int
+    output: str
+
+    @property
+    def recap(self) -> dict[str, int]:
+        """Counters of the PLAY RECAP line for localhost (ok, changed, failed, ...)."""
+        lines = [ln for ln in self.output.splitlines() if ln.startswith("localhost") and "ok=" in ln]
+        if not lines:
+            raise AssertionError(f"no PLAY RECAP in output of {self.args}:\n{self.output[-3000:]}")
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", lines[-1])}
+
+    def changed_tasks(self) -> list[str]:
+        """Names of the tasks that reported a change (from the default callback)."""
+        names: list[str] = []
+        current = ""
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                current = line
+            elif line.startswith("changed:"):
+                names.append(current)
+        return names
+
+
+def run_playbook(
+    playbook: str,
+    *extra: str,
+    inventory: str = "inventories/local",
+    env: dict[str, str] | None = None,
+    timeout: int = 1500,
+) -> PlaybookRun:
+    """Run a playbook from the repository root with the tooling venv's Ansible."""
+    args = [str(VENV_BIN / "ansible-playbook"), playbook, "-i", inventory, *extra]
+    full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
+    full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
+    if env:
+        full_env.update(env)
+    proc = subprocess.run(
+        args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    return PlaybookRun(args, proc.returncode, proc.stdout + proc.stderr)
+
+
+def free_ports(count: int, consecutive: bool = False) -> list[int]:
+    """Ports that are free on 127.0.0.1 now (consecutive=True: a run of `count`)."""
+    if not consecutive:
+        socks = []
+        try:
+            for _ in range(count):
+                s = socket.socket()
+                s.bind(("127.0.0.1", 0))
+                socks.append(s)
+            return [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+    for base in range(20000, 60000, 97):
+        if all(_port_free(base + i) for i in range(count)):
+            return list(range(base, base + count))
+    raise RuntimeError("no run of free ports found")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention `text` (for leak checks)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{proc.name}: {cmdline.strip()}")
+    return found

@@ -1,0 +1,93 @@
+"""The local demo as a session fixture, shared by every integration test that
+needs the running stack (Dynamo frontends, mocker workers, load generator).
+
+The first test that asks for `local_demo` runs `site.yml -i inventories/local`
+for real, on free ports and in a temporary GTC_DEMO_HOME, so a developer's own
+demo on the default ports is left alone. The teardown test (marked
+`local_demo_teardown`) is moved to the very end of the run.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from helpers import REPO, PlaybookRun, free_ports, run_playbook
+
+MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
+REPLICAS = 2
+
+
+@dataclass
+class LocalDemo:
+    """Where the running local demo answers, and how it was brought up."""
+
+    home: Path
+    extra_vars_file: Path
+    kv_url: str
+    round_robin_url: str
+    loadgen_url: str
+    worker_metrics_urls: list[str]
+    model: str = MODEL
+    replicas: int = REPLICAS
+    first_run: PlaybookRun | None = None
+    runs: list[PlaybookRun] = field(default_factory=list)
+
+    def playbook(self, playbook: str, *extra: str) -> PlaybookRun:
+        run = run_playbook(
+            playbook, "-e", f"@{self.extra_vars_file}", *extra, env={"GTC_DEMO_HOME": str(self.home)}
+        )
+        self.runs.append(run)
+        return run
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the local demo's teardown test after every other test."""
+    last = [i for i in items if i.get_closest_marker("local_demo_teardown")]
+    for item in last:
+        items.remove(item)
+        items.append(item)
+
+
+@pytest.fixture(scope="session")
+def local_demo() -> Iterator[LocalDemo]:
+    home = Path(tempfile.mkdtemp(prefix="gtc-demo-test-"))
+    kv, rr, loadgen = free_ports(3)
+    metrics_base = free_ports(REPLICAS + 1, consecutive=True)[0]
+    extra_vars = {
+        "dynamo_local_kv_port": kv,
+        "dynamo_local_round_robin_port": rr,
+        "dynamo_local_worker_metrics_port_base": metrics_base,
+        "loadgen_local_port": loadgen,
+    }
+    # Outside `home`: teardown removes home, and reruns still need the file.
+    extra_vars_file = Path(tempfile.mkdtemp(prefix="gtc-demo-vars-")) / "test-vars.json"
+    extra_vars_file.write_text(json.dumps(extra_vars))
+    demo = LocalDemo(
+        home=home,
+        extra_vars_file=extra_vars_file,
+        kv_url=f"http://127.0.0.1:{kv}",
+        round_robin_url=f"http://127.0.0.1:{rr}",
+        loadgen_url=f"http://127.0.0.1:{loadgen}",
+        worker_metrics_urls=[f"http://127.0.0.1:{metrics_base + i + 1}/metrics" for i in range(REPLICAS)],
+    )
+    demo.first_run = demo.playbook("site.yml")
+    if demo.first_run.returncode != 0:
+        demo.playbook("playbooks/teardown.yml")
+        pytest.fail(f"site.yml -i inventories/local failed:\n{demo.first_run.output[-6000:]}")
+    yield demo
+    # The teardown test normally did this already; make sure nothing is left
+    # running even when it was not selected or failed half-way.
+    if home.exists():
+        demo.playbook("playbooks/teardown.yml")
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
