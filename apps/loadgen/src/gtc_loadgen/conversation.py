@@ -49,6 +49,7 @@ class Conversation:
     turns_planned: int
     created_at: float = field(default_factory=time.time)
     visitor: str = ""  # a per-conversation line that opens the system prompt
+    related: tuple[Seed, ...] = ()  # further documents appended to the context
     turns: list[TurnRecord] = field(default_factory=list)
     status: str = "active"  # active | done | failed | stopped
 
@@ -59,7 +60,7 @@ class Conversation:
         prefix (their question is asked again in the next turn's place).
         """
         session_line = f"Booth session {self.id}, visitor {self.visitor or self.id}."
-        msgs = [{"role": "system", "content": self.seed.system_prompt(session_line)}]
+        msgs = [{"role": "system", "content": self.seed.system_prompt(session_line, self.related)}]
         for t in self.turns:
             if t.result is not None and t.result.ok:
                 msgs.append({"role": "user", "content": t.question})
@@ -90,6 +91,6 @@ class Conversation:
     def detail(self) -> dict[str, Any]:
         return {
             **self.summary(),
-            "document_words": self.seed.words,
+            "document_words": self.seed.words + sum(r.words for r in self.related),
             "turns": [t.to_dict() for t in self.turns],
         }

@@ -28,7 +28,7 @@ _STOP = frozenset(
     mean means might next once part place point rather really right said says seem seen shall
     show shows side small still take takes tell than thing things think three time times today
     turn turns upon used uses using want well went were whole whose word words work works year
-    years""".split()
+    years hundred thousand eight four five seven three million billion""".split()
 )
 
 
@@ -48,7 +48,7 @@ class Seed:
     def words(self) -> int:
         return len(self.text.split())
 
-    def system_prompt(self, session_line: str = "") -> str:
+    def system_prompt(self, session_line: str = "", related: tuple[Seed, ...] = ()) -> str:
         """The conversation's long context.
 
         ``session_line`` comes first on purpose: it makes the prompt's first KV
@@ -57,12 +57,15 @@ class Seed:
         and only its own follow-ups can reuse its cache (the effect the demo
         shows).
         """
-        return (
+        parts = [
             f"{session_line}\n"
             "You are the assistant at the DigitalOcean booth. Answer questions about the "
             "reference document below, briefly and precisely.\n\n"
             f"=== {self.title} ===\n{self.text}"
-        )
+        ]
+        # Related documents lengthen the context to a few thousand tokens.
+        parts.extend(f"=== Related reading: {r.title} ===\n{r.text}" for r in related)
+        return "\n\n".join(parts)
 
     def opening_question(self) -> str:
         focus = self.sections[0] if self.sections else self.title

@@ -172,8 +172,9 @@ class Engine:
     def _spawn(self) -> None:
         s = self.settings
         cid = f"c{next(self._ids):06d}"
+        picked = self.rng.sample(self.seeds, min(len(self.seeds), s.context_docs))
         conv = Conversation(
-            id=cid, seed=self.rng.choice(self.seeds), routing=s.routing,
+            id=cid, seed=picked[0], related=tuple(picked[1:]), routing=s.routing,
             turns_planned=self.rng.randint(s.turns_min, s.turns_max),
             visitor=f"{self.rng.choice(_VISITORS)} #{self.rng.randrange(1000, 9999)}",
         )

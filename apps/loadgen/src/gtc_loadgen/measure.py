@@ -137,9 +137,9 @@ class StreamRecord:
         """Per-token gaps for a histogram: each chunk's gap spread over the tokens it carries.
 
         When the server counted more tokens than there were chunks, tokens are
-        attributed to chunks in proportion to their text length (at least one
-        each), so a chunk of three words yields three samples of a third of
-        its gap.
+        attributed to chunks in proportion to the words they carry (at least
+        one each), so a chunk of three words yields three samples of a third
+        of its gap.
         """
         chunks = self.content_chunks
         if len(chunks) < 2:
@@ -164,16 +164,18 @@ class StreamRecord:
 
 
 def attribute_tokens(texts: list[str], total: int) -> list[int]:
-    """Split ``total`` tokens over chunks, at least one each, by text length."""
+    """Split ``total`` tokens over chunks, at least one each, by the words each carries."""
     n = len(texts)
     if n == 0:
         return []
     if total <= n:
         return [1] * n
+    weights = [max(1, len(t.split())) for t in texts]
+    if sum(weights) == total:
+        return weights
     extra = total - n
-    lengths = [max(1, len(t)) for t in texts]
-    whole = sum(lengths)
-    shares = [extra * length / whole for length in lengths]
+    whole = sum(weights)
+    shares = [extra * w / whole for w in weights]
     counts = [1 + int(s) for s in shares]
     # Hand the rounding remainder to the chunks with the largest fractions.
     left = total - sum(counts)

@@ -47,12 +47,13 @@ LIMITS: dict[str, tuple[float, float]] = {
     "think_min_s": (0, 120),
     "think_max_s": (0, 120),
     "max_tokens": (1, 2048),
+    "context_docs": (1, 4),
     "auto_ramp_s": (5, 3600),
     "auto_steady_s": (5, 3600),
     "auto_high_s": (5, 3600),
     "auto_cooldown_s": (5, 3600),
 }
-INT_FIELDS = {"concurrency", "turns_min", "turns_max", "max_tokens"}
+INT_FIELDS = {"concurrency", "turns_min", "turns_max", "max_tokens", "context_docs"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class Settings:
     think_min_s: float = 4.0
     think_max_s: float = 12.0
     max_tokens: int = 96
+    # Corpus documents per conversation context: 2 gives about 3,000 tokens.
+    context_docs: int = 2
     auto: bool = False
     auto_ramp_s: float = 60.0
     auto_steady_s: float = 180.0

@@ -35,13 +35,13 @@ function setup(canvas) {
   const W = canvas.width, H = canvas.height;
   ctx.clearRect(0, 0, W, H);
   ctx.font = "18px system-ui, 'DejaVu Sans', sans-serif";
-  return { ctx, W, H, L: 62, R: 12, T: 14, B: 34 };
+  return { ctx, W, H, L: 62, R: 12, T: 40, B: 34 };
 }
 
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+  for (const m of [1, 2, 4, 6, 8, 10]) if (m * p >= v) return m * p;
   return 10 * p;
 }
 
@@ -135,8 +135,10 @@ function draw(st) {
     { name: "KV-aware", color: COLORS.kv, values: s.ttft_kv },
     { name: "Round-robin", color: COLORS.round_robin, values: s.ttft_rr },
   ], (v) => Math.round(v) + "");
+  // One-second buckets are jumpy at booth rates: show a 5-second average.
+  const smooth = s.rps.map((_, i) => { const w = s.rps.slice(Math.max(0, i - 4), i + 1); return w.reduce((a, b) => a + b, 0) / w.length; });
   lines($("c-rps"), s.t, [
-    { name: "req/s", color: COLORS.accent, values: s.rps },
+    { name: "req/s", color: COLORS.accent, values: smooth },
     { name: "errors/s", color: COLORS.err, values: s.errors },
   ], (v) => (Math.round(v * 10) / 10) + "");
   lines($("c-itl"), s.t, [{ name: "ITL", color: COLORS.ink, values: s.itl_ms }], (v) => v.toFixed(1));
@@ -150,7 +152,8 @@ function render(st) {
   $("model").textContent = st.model;
   $("hl-kv").textContent = fmtMs(stats.followup_ttft_ms.kv);
   $("hl-rr").textContent = fmtMs(stats.followup_ttft_ms.round_robin);
-  $("hl-speedup").textContent = stats.speedup ? stats.speedup.toFixed(1) + "× faster" : "–";
+  // RR / KV median follow-up TTFT: above 1 the KV-aware router wins.
+  $("hl-speedup").textContent = stats.speedup ? stats.speedup.toFixed(1) + "×" : "–";
   $("t-rps").textContent = stats.rps_10s.toFixed(1);
   $("t-active").textContent = st.active.kv + st.active.round_robin;
   const hits = stats.by_turn.kv.filter((r) => r.turn >= 2 && r.cache_hit != null);
