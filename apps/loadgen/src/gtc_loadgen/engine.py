@@ -231,6 +231,10 @@ class Engine:
             self._tasks.pop(cid, None)
             self._wake.pop(cid, None)
             self._retire.discard(cid)
+            # Replace a finished conversation at once rather than at the next
+            # supervisor pass, so concurrency holds steady.
+            if self._loop_task is not None and not self._loop_task.done():
+                self._reconcile()
 
     async def _turn(self, conv: Conversation) -> None:
         n = conv.next_turn
