@@ -12,8 +12,8 @@ version_added: 0.1.0
 description:
   - Polls the nodes selected by O(label_selectors) until at least O(count) of them are
     C(Ready), not cordoned, and have at least O(gpus_per_node) allocatable O(gpu_resource).
-  - Meant for a DigitalOcean Kubernetes (DOKS) GPU node pool that was just created or scaled:
-    a GPU node joins the cluster well before the NVIDIA device plugin advertises its GPUs.
+  - Meant for a DigitalOcean Kubernetes (DOKS) GPU node pool that was just created or scaled.
+    A GPU node joins the cluster well before the NVIDIA device plugin advertises its GPUs.
   - Time is measured on a monotonic clock. Transient API errors (connection failures,
     HTTP 408, 429, 500, 502, 503, 504) are retried until O(timeout); any other API error
     (for example HTTP 401 or 403) fails at once.
@@ -25,6 +25,7 @@ description:
 author:
   - DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -36,6 +37,8 @@ attributes:
     support: none
     details:
       - Nothing is changed, so there is nothing to diff.
+  platform:
+    platforms: posix
 options:
   count:
     description:
