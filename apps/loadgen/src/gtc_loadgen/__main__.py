@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=int(_env("LOADGEN_PORT", "3000")))
     serve.add_argument("--presets", default=_env("LOADGEN_PRESETS", ""), help="JSON file overriding the presets")
     serve.add_argument("--settings", default=_env("LOADGEN_SETTINGS", ""),
-                       help="JSON object of initial settings, e.g. '{\"running\": true}'")
+                       help="initial settings: a JSON object, or a file holding one")
     serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
     serve.add_argument("--followup-model", default=_env("LOADGEN_FOLLOWUP_MODEL", DEFAULT_MODEL))
 
@@ -65,6 +65,18 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _json_arg(value: str, name: str) -> dict:
+    """A JSON object given inline or as a path to a file that holds it."""
+    text = value if value.lstrip().startswith("{") else open(value, encoding="utf-8").read()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{name}: must be a JSON object")
+    return data
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -72,7 +84,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     seeds = load_seeds(args.corpus or None)
     presets = load_presets(args.presets or None)
-    settings = Settings().patched(json.loads(args.settings)) if args.settings else Settings()
+    settings = Settings().patched(_json_arg(args.settings, "--settings")) if args.settings else Settings()
     targets = Targets(args.kv_url, args.round_robin_url, args.model, args.request_timeout)
     app = build_app(targets, seeds, presets, settings,
                     followup_base_url=args.followup_url, followup_model=args.followup_model)
@@ -144,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench":
             print(json.dumps(asyncio.run(_bench(args))))
             return 0
-    except (CorpusError, SettingsError, ValueError) as exc:
+    except (CorpusError, SettingsError, ValueError, OSError) as exc:
         print(f"gtc-loadgen: {exc}", file=sys.stderr)
         return 2
     return 1
