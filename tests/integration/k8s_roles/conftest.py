@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from stack2_helpers import SECRET_ENV  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
+
+
 def load_cluster_fixture():
     """Import tests/cluster/fixture.py once, under the name the other cluster conftests use."""
     name = "gtc_demo_test_cluster"

@@ -62,7 +62,6 @@ def jobs(cluster, namespace: str = "gtc-demo") -> list[dict[str, Any]]:
     return [cluster.api_client().sanitize_for_serialization(j) for j in items]
 
 
-
 def pod_from_template(graph: dict[str, Any], component: str, name: str,
                       node_selector: dict[str, str] | None = None) -> dict[str, Any]:
     """A Pod made from a component's podTemplate, the way the operator would (main container as is)."""

@@ -170,7 +170,10 @@ def test_dynamo_output_names_both_frontends(rendered):
     out = rendered["dev"].json("dynamo", "output")
     assert out["kv_url"] == "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000"
     assert out["round_robin_url"] == "http://gtc-demo-frontend-rr.gtc-demo.svc.cluster.local:8000"
-    assert out["frontends"] == {"kv": out["kv_url"], "round-robin": out["round_robin_url"]}
+    # The same shape as the local platform's (loadgen reads either).
+    assert out["frontends"]["kv"] == {"url": out["kv_url"], "metrics": out["kv_url"] + "/metrics"}
+    assert out["frontends"]["round_robin"]["url"] == out["round_robin_url"]
+    assert (out["replicas"], out["tensor_parallel_size"]) == (2, 4)
 
 
 # --------------------------------------------------------------------------
