@@ -77,7 +77,11 @@ def error_message(status, body, what):
     """Turn an API error into a sentence that says what was wrong."""
     detail = ""
     if isinstance(body, dict):
-        detail = body.get("message") or body.get("id") or ""
+        detail = body.get("message") or body.get("title") or body.get("id") or ""
+        # Validators in front of the API (the tests' Prism) list what broke the contract.
+        problems = [str(v.get("message")) for v in body.get("validation") or [] if isinstance(v, dict)]
+        if problems:
+            detail = "{0}: {1}".format(detail, "; ".join(problems))
     detail = " ({0})".format(detail) if detail else ""
     if status == 401:
         return (
