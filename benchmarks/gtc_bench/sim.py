@@ -183,14 +183,19 @@ def turn_stats(records: list[dict], max_turn: int = 5) -> dict:
 
 
 def mean_concurrency(records: list[dict]) -> float:
-    """Mean number of conversations in progress (first arrival to last answer)."""
-    spans: dict[str, list[float]] = {}
+    """Mean number of conversations in progress (first arrival to last answer), per run.
+
+    Records pooled from several runs carry a ``run`` key; each run has its own clock.
+    """
+    runs: dict[Any, dict[str, list[float]]] = {}
     for r in records:
+        spans = runs.setdefault(r.get("run", 0), {})
         s = spans.setdefault(r["session_id"], [r["arrival_ms"], r["end_ms"]])
         s[0] = min(s[0], r["arrival_ms"])
         s[1] = max(s[1], r["end_ms"])
-    if not spans:
-        return 0.0
-    start = min(a for a, _ in spans.values())
-    end = max(b for _, b in spans.values())
-    return sum(b - a for a, b in spans.values()) / max(1e-9, end - start)
+    values = []
+    for spans in runs.values():
+        start = min(a for a, _ in spans.values())
+        end = max(b for _, b in spans.values())
+        values.append(sum(b - a for a, b in spans.values()) / max(1e-9, end - start))
+    return statistics.fmean(values) if values else 0.0
