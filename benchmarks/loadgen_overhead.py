@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""What the load generator itself costs: its rate and per-request overhead against a zero-delay target.
+
+Starts Dynamo's mocker with ``--speedup-ratio 0`` (no simulated prefill or decode time) behind
+a KV-aware frontend, on free ports of 127.0.0.1, then drives it in turn with
+
+* ``gtc-loadgen bench`` (this repo's load generator, headless, same engine as the booth app), and
+* ``aiperf profile`` (PyPI, pinned, in a venv of its own under ~/.cache/gtc-demo/),
+
+at the same concurrency, for the same duration, with multi-turn conversations of similar prompt
+length and the same answer length. For each it reports requests per second and the client's
+overhead: client TTFT minus the server's TTFT. The loadgen gets the server's TTFT per request
+(Dynamo's ``nvext.timing.ttft_ms``); aiperf does not ask for it, so for both tools the script also
+reads the frontend's own TTFT histogram before and after each run and compares means over the
+same window. Everything is bounded (duration, one target, 127.0.0.1) and stopped on exit.
+
+    .venv/bin/python benchmarks/loadgen_overhead.py --dynamo-python $GTC_DEMO_HOME/venvs/dynamo/bin/python
+
+Writes benchmarks/loadgen_overhead_results.md (and prints the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
+AIPERF_VERSION = "0.13.0"
+AIPERF_VENV = Path.home() / ".cache" / "gtc-demo" / f"aiperf-{AIPERF_VERSION}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_aiperf() -> Path:
+    """aiperf in a venv of its own: its dependencies clash with the tooling venv's."""
+    exe = AIPERF_VENV / "bin" / "aiperf"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(AIPERF_VENV)], check=True)
+        subprocess.run([str(AIPERF_VENV / "bin" / "pip"), "install", "-q", f"aiperf=={AIPERF_VERSION}"], check=True)
+    return exe
+
+
+def model_dir(work: Path, given: str | None) -> Path:
+    if given:
+        return Path(given)
+    sys.path.insert(0, str(HERE))
+    from gtc_bench.live import write_model_dir  # the 32,000-word offline tokenizer the benchmarks use
+
+    return write_model_dir(work / "model")
+
+
+class Stack:
+    """N mocker workers at --speedup-ratio 0 and one KV-aware frontend, each in its own process group."""
+
+    def __init__(self, python: str, model: Path, work: Path, workers: int) -> None:
+        self.python, self.model, self.work, self.workers = python, model, work, workers
+        self.port = free_port()
+        self.procs: list[subprocess.Popen] = []
+
+    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "DYN_DISCOVERY_BACKEND": "file", "DYN_FILE_KV": str(self.work / "discovery"),
+               "DYN_REQUEST_PLANE": "tcp", "DYN_EVENT_PLANE": "zmq", "DYN_LOG": "warn",
+               "HF_HUB_OFFLINE": "1", **(extra_env or {})}
+        log = (self.work / f"{name}.log").open("w")
+        self.procs.append(subprocess.Popen([self.python, "-m", *args], env=env, stdout=log,
+                                           stderr=subprocess.STDOUT, start_new_session=True))
+
+    def start(self, timeout_s: float = 180) -> None:
+        (self.work / "discovery").mkdir(parents=True, exist_ok=True)
+        for i in range(self.workers):
+            self._spawn(f"mocker-{i}", ["dynamo.mocker", "--model-path", str(self.model), "--model-name", MODEL,
+                                        "--block-size", "32", "--speedup-ratio", "0"])
+        self._spawn("frontend", ["dynamo.frontend", "--router-mode", "kv", "--http-host", "127.0.0.1",
+                                 "--http-port", str(self.port), "--model-path", str(self.model),
+                                 "--model-name", MODEL])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"a stack process exited early; logs in {self.work}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as resp:
+                    if MODEL in resp.read().decode():
+                        return
+            except OSError:
+                pass
+            time.sleep(1)
+        raise TimeoutError(f"frontend on {self.url} did not list the model in {timeout_s} s")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def server_ttft(url: str) -> tuple[float, float]:
+    """(sum seconds, count) of the frontend's TTFT histogram."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    total = count = 0.0
+    for name, value in re.findall(r"^(dynamo_frontend_time_to_first_token_seconds_(?:sum|count))\{[^}]*\}\s+(\S+)",
+                                  text, re.M):
+        if name.endswith("_sum"):
+            total += float(value)
+        else:
+            count += float(value)
+    return total, count
+
+
+def window_mean_ms(before: tuple[float, float], after: tuple[float, float]) -> float | None:
+    n = after[1] - before[1]
+    return (after[0] - before[0]) / n * 1000 if n > 0 else None
+
+
+def run_loadgen(url: str, args: argparse.Namespace) -> dict:
+    cmd = [str(REPO / ".venv" / "bin" / "gtc-loadgen"), "bench", "--kv-url", url, "--round-robin-url", url,
+           "--model", MODEL, "--concurrency", str(args.concurrency), "--duration", str(args.duration),
+           "--warmup", str(args.warmup), "--turns", str(args.turns), "--max-tokens", str(args.osl)]
+    before = server_ttft(url)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 120)
+    after = server_ttft(url)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    res["server_ttft_ms_mean_window"] = window_mean_ms(before, after)
+    return res
+
+
+def run_aiperf(url: str, model: Path, work: Path, args: argparse.Namespace, isl: int) -> dict:
+    exe = ensure_aiperf()
+    art = work / "aiperf"
+    cmd = [str(exe), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "chat", "--streaming",
+           "--tokenizer", str(model), "--concurrency", str(args.concurrency),
+           "--benchmark-duration", str(args.duration), "--warmup-duration", str(args.warmup),
+           "--isl", str(isl), "--osl", str(args.osl), "--conversation-turn-mean", str(args.turns),
+           "--conversation-num", str(max(args.concurrency * 4, 1000)), "--random-seed", "1",
+           "--ui-type", "none", "--artifact-dir", str(art), "--no-server-metrics", "--no-gpu-telemetry"]
+    before = server_ttft(url)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 600, check=False,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    wall = time.perf_counter() - t0
+    after = server_ttft(url)
+    if proc.returncode != 0:
+        raise RuntimeError(f"aiperf failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    found = sorted(art.rglob("profile_export_aiperf.json"))
+    if not found:
+        raise RuntimeError(f"aiperf wrote no profile_export_aiperf.json under {art}")
+    data = json.loads(found[-1].read_text())
+
+    def metric(*names: str) -> dict:
+        for n in names:
+            if n in data:
+                return data[n]
+        return {}
+
+    ttft = metric("time_to_first_token", "ttft")
+    thr = metric("request_throughput")
+    return {
+        "tool": f"aiperf {AIPERF_VERSION}", "rps": thr.get("avg"), "ttft_ms_p50": ttft.get("p50"),
+        "ttft_ms_mean": ttft.get("avg"), "requests": metric("request_count").get("avg"),
+        "errors": (data.get("error_summary") and sum(e.get("count", 0) for e in data["error_summary"])) or 0,
+        "server_ttft_ms_mean_window": window_mean_ms(before, after), "wall_s": round(wall, 1),
+    }
+
+
+def fmt(x: float | None, nd: int = 1) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dynamo-python", required=True, help="python of a venv with ai-dynamo 1.6.1")
+    ap.add_argument("--model-path", help="tokenizer/model dir the mocker loads (default: write one)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--concurrency", type=int, default=256)
+    ap.add_argument("--duration", type=float, default=30)
+    ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--turns", type=int, default=3)
+    ap.add_argument("--osl", type=int, default=32, help="answer tokens per request")
+    ap.add_argument("--out", default=str(HERE / "loadgen_overhead_results.md"))
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="gtc-loadgen-bench-") as tmp:
+        work = Path(tmp)
+        model = model_dir(work, args.model_path)
+        stack = Stack(args.dynamo_python, model, work, args.workers)
+        try:
+            stack.start()
+            lg = run_loadgen(stack.url, args)
+            # aiperf's prompts as long as the loadgen's (2 corpus documents, ~3,000 words + turns).
+            ap_res = run_aiperf(stack.url, model, work, args, isl=3000)
+        finally:
+            stack.stop()
+
+    lg_over_window = (lg["ttft_ms_mean"] - lg["server_ttft_ms_mean_window"]
+                      if lg.get("server_ttft_ms_mean_window") is not None else None)
+    ap_over_window = (ap_res["ttft_ms_mean"] - ap_res["server_ttft_ms_mean_window"]
+                      if ap_res.get("server_ttft_ms_mean_window") is not None and ap_res.get("ttft_ms_mean") else None)
+    rows = [
+        ("requests / s", fmt(lg["rps"]), fmt(ap_res["rps"])),
+        ("requests (errors)", f"{lg['requests']} ({lg['errors']})", f"{fmt(ap_res['requests'], 0)} ({ap_res['errors']})"),
+        ("client TTFT p50, ms", fmt(lg["ttft_ms_p50"], 2), fmt(ap_res["ttft_ms_p50"], 2)),
+        ("client TTFT mean, ms", fmt(lg["ttft_ms_mean"], 2), fmt(ap_res["ttft_ms_mean"], 2)),
+        ("server TTFT mean over the run (frontend histogram), ms", fmt(lg["server_ttft_ms_mean_window"], 2),
+         fmt(ap_res["server_ttft_ms_mean_window"], 2)),
+        ("overhead: client mean - server mean, ms", fmt(lg_over_window, 2), fmt(ap_over_window, 2)),
+        ("overhead per request (client - nvext ttft_ms), p50 / p90, ms",
+         f"{fmt(lg['overhead_ms_p50'], 2)} / {fmt(lg['overhead_ms_p90'], 2)}", "not measured (no nvext)"),
+    ]
+    ratio = lg["rps"] / ap_res["rps"] if ap_res.get("rps") else None
+    table = ["| measure | gtc-loadgen | " + ap_res["tool"] + " |", "| --- | --- | --- |"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = "\n".join([
+        "# Load generator overhead (benchmarks/loadgen_overhead.py)",
+        "",
+        f"Target: Dynamo 1.6.1 KV-aware frontend, {args.workers} mocker workers at `--speedup-ratio 0`, "
+        f"127.0.0.1. Each tool: {args.concurrency} concurrent streams, {args.duration:g} s measured after "
+        f"{args.warmup:g} s warm-up, {args.turns}-turn conversations, {args.osl}-token answers, no think time. "
+        f"Machine: {os.cpu_count()} cores, shared by the tool, the frontend and the workers.",
+        "",
+        *table,
+        "",
+        f"Rate ratio gtc-loadgen / aiperf: {fmt(ratio, 2)}.",
+        "",
+    ])
+    Path(args.out).write_text(text)
+    print(text)
+    print(json.dumps({"loadgen": lg, "aiperf": ap_res}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
