@@ -61,7 +61,7 @@ def test_first_run_applies_every_object(first_run, k8s_cluster, charts):
     releases = helm_releases(k8s_cluster)
     assert set(releases) == {"cert-manager", "external-dns", "kube-prometheus-stack", "dcgm-exporter", "keda",
                              "dynamo-platform"}
-    assert all(status == "deployed" for _, status, _ in releases.values())
+    assert all(entry[1] == "deployed" for entry in releases.values())
     # Each stand-in chart recorded the chart version and the values the role gave it.
     stand_in = core.read_namespaced_config_map("dynamo-platform-stand-in", "dynamo-system")
     assert stand_in.data["chart"] == "dynamo-platform-1.6.1"
@@ -184,7 +184,7 @@ def test_worker_pods_from_the_template_fit_one_8_gpu_node(first_run, k8s_cluster
     k8s_cluster.wait_nodes_ready([node])
     dgd = graph(k8s_cluster)
     core = k8s_cluster.core()
-    names = [f"worker-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    names = [f"worker-{index}-{uuid.uuid4().hex[:6]}" for index in range(3)]
     try:
         for name in names:
             pod = pod_from_template(dgd, "worker", name, {"doks.digitalocean.com/node-pool": pool_name})
