@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What the load generator itself costs: its rate and per-request overhead against a zero-delay target.
 
 Starts Dynamo's mocker with ``--speedup-ratio 0`` (no simulated prefill or decode time) behind
@@ -57,13 +56,14 @@ def ensure_aiperf() -> Path:
     return exe
 
 
-def model_dir(work: Path, given: str | None) -> Path:
+def model_dir(work: Path, given: str | None, python: str) -> Path:
+    """The offline 32,000-word tokenizer the benchmarks use, written with the Dynamo venv (it has tokenizers)."""
     if given:
         return Path(given)
-    sys.path.insert(0, str(HERE))
-    from gtc_bench.live import write_model_dir  # the 32,000-word offline tokenizer the benchmarks use
-
-    return write_model_dir(work / "model")
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "from gtc_bench.live import write_model_dir; write_model_dir(Path(sys.argv[2]))")
+    subprocess.run([python, "-c", code, str(HERE), str(work / "model")], check=True)
+    return work / "model"
 
 
 class Stack:
@@ -157,19 +157,21 @@ def run_aiperf(url: str, model: Path, work: Path, args: argparse.Namespace, isl:
            "--benchmark-duration", str(args.duration), "--warmup-duration", str(args.warmup),
            "--isl", str(isl), "--osl", str(args.osl), "--conversation-turn-mean", str(args.turns),
            "--conversation-num", str(max(args.concurrency * 4, 1000)), "--random-seed", "1",
-           "--ui-type", "none", "--artifact-dir", str(art), "--no-server-metrics", "--no-gpu-telemetry"]
+           "--ui-type", "none", "--artifact-dir", str(art), "--no-server-metrics", "--no-gpu-telemetry",
+           # token counts from the server's usage block, as the loadgen does (no client tokenizing)
+           "--use-server-token-count"]
     before = server_ttft(url)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 600, check=False,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    # Not HF_HUB_OFFLINE: aiperf 0.13 then looks the local tokenizer folder up as a hub repo id.
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.duration + 600, check=False)
     wall = time.perf_counter() - t0
     after = server_ttft(url)
     if proc.returncode != 0:
         raise RuntimeError(f"aiperf failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    found = sorted(art.rglob("profile_export_aiperf.json"))
-    if not found:
-        raise RuntimeError(f"aiperf wrote no profile_export_aiperf.json under {art}")
-    data = json.loads(found[-1].read_text())
+    export = art / "profile_export_aiperf.json"
+    if not export.exists():
+        raise RuntimeError(f"aiperf wrote no {export}")
+    data = json.loads(export.read_text())
 
     def metric(*names: str) -> dict:
         for n in names:
@@ -182,7 +184,7 @@ def run_aiperf(url: str, model: Path, work: Path, args: argparse.Namespace, isl:
     return {
         "tool": f"aiperf {AIPERF_VERSION}", "rps": thr.get("avg"), "ttft_ms_p50": ttft.get("p50"),
         "ttft_ms_mean": ttft.get("avg"), "requests": metric("request_count").get("avg"),
-        "errors": (data.get("error_summary") and sum(e.get("count", 0) for e in data["error_summary"])) or 0,
+        "errors": sum(e.get("count", 0) for e in data.get("error_summary") or []),
         "server_ttft_ms_mean_window": window_mean_ms(before, after), "wall_s": round(wall, 1),
     }
 
@@ -206,7 +208,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="gtc-loadgen-bench-") as tmp:
         work = Path(tmp)
-        model = model_dir(work, args.model_path)
+        model = model_dir(work, args.model_path, args.dynamo_python)
         stack = Stack(args.dynamo_python, model, work, args.workers)
         try:
             stack.start()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Mirror the load generator's source tree into a folder, in one step.
 
 Usage: sync_tree.py SRC DEST [--check]

@@ -49,8 +49,7 @@ def test_presenter_page(local_demo, loadgen, chromium_path) -> None:
             page.click("#btn-start")
             expect(page.locator("#btn-start")).to_have_class(ON)
             # Charts update: the headline fills in and the canvases change.
-            expect(page.locator("#hl-kv")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"),
-                                                         timeout=60_000)
+            expect(page.locator("#hl-kv")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=60_000)
             expect(page.locator("#t-active")).to_have_text("5", timeout=20_000)
             page.wait_for_function(
                 "before => document.getElementById('c-ttft').toDataURL() !== before", arg=before, timeout=30_000)

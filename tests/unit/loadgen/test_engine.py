@@ -153,8 +153,8 @@ def test_web_api():
                 out["unknown_preset"] = unknown.status
                 ok = await client.post("/api/preset/idle", json={})
                 out["preset"] = (await ok.json())["settings"]["preset"]
-                await client.post("/api/settings", json={"running": True, "concurrency": 2, "rate": 0,
-                                                            "think_min_s": 0, "think_max_s": 0.02})
+                start = {"running": True, "concurrency": 2, "rate": 0, "think_min_s": 0, "think_max_s": 0.02}
+                await client.post("/api/settings", json=start)
                 engine = app[ENGINE]
                 await _wait_for(lambda: engine.stats.totals["requests"] >= 4)
                 state = await (await client.get("/api/state")).json()
