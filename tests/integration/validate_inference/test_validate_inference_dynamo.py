@@ -5,24 +5,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-COLLECTIONS = REPO / '.collections'
-if str(COLLECTIONS) not in sys.path:
-    sys.path.insert(0, str(COLLECTIONS))
-
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.openai_client import (  # noqa: E402
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.openai_client import (
     InferenceValidation,
     ModelNotServed,
     OpenAIClient,
 )
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
 
 # Long enough to fill several 32-token KV blocks, so a repeat can hit the cache.
 SYSTEM_PROMPT = ' '.join(['You are the assistant at the DigitalOcean booth and you explain how the router '

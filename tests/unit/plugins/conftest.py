@@ -19,7 +19,7 @@ if not (COLLECTIONS / 'ansible_collections' / 'do_solutions' / 'gtc_demo' / 'plu
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 
-from openai_fake_server import FakeOpenAI  # noqa: E402  (needs the path above)
+from openai_fake_server import FakeOpenAI, self_signed_tls  # noqa: E402  (needs the path above)
 
 
 @pytest.fixture
@@ -28,6 +28,17 @@ def fake_openai() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()
     try:
         yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def fake_openai_tls(tmp_path: Path) -> Iterator[tuple[FakeOpenAI, Path]]:
+    """The same server behind TLS with a self-signed certificate, and that certificate's PEM file."""
+    context, cert = self_signed_tls(tmp_path)
+    fake = FakeOpenAI(tls=context).start()
+    try:
+        yield fake, cert
     finally:
         fake.stop()
 

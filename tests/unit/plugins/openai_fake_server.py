@@ -7,7 +7,9 @@ timeouts, refused connections) runs exactly as it does against Dynamo.
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -98,10 +100,12 @@ class FakeOpenAI:
     seen: list[Seen] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
+    tls: ssl.SSLContext | None = None
+
     @property
     def url(self) -> str:
         assert self.server is not None
-        return 'http://127.0.0.1:%d' % self.server.server_address[1]
+        return '%s://127.0.0.1:%d' % ('https' if self.tls else 'http', self.server.server_address[1])
 
     def on(self, method: str, path: str, *replies: Reply) -> 'FakeOpenAI':
         self.routes[(method, path)] = list(replies)
@@ -163,6 +167,8 @@ class FakeOpenAI:
             do_POST = _answer
 
         self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        if self.tls is not None:
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': 0.02}, name='fake-openai',
                          daemon=True).start()
@@ -180,3 +186,32 @@ def dynamo_routes(fake: FakeOpenAI, stream_fixture: str = 'dynamo_kv_stream.sse'
             .on('GET', '/v1/models', Reply(body=fixture_text('dynamo_models.json').encode()))
             .on('POST', '/v1/chat/completions', Reply(body=fixture_text('dynamo_kv_chat.json').encode()))
             .on('POST', '/v1/chat/completions#stream', Reply(stream=sse_events(fixture_text(stream_fixture)))))
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 and the PEM file of its self-signed certificate.
+
+    Built with ``cryptography``, which ansible-core already depends on.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, 'gtc-demo test')])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = directory / 'cert.pem', directory / 'key.pem'
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file

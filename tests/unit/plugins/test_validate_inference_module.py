@@ -277,6 +277,36 @@ def test_unreachable_port(run_module):
     assert 0.4 <= elapsed < 5  # two waits of retry_delay between three tries
 
 
+def test_https_with_a_certificate_nobody_signed_fails_at_once(fake_openai_tls, run_module):
+    fake, _ = fake_openai_tls
+    dynamo_routes(fake)
+    result = run_module(validate_inference, args(fake, retries=3))
+    assert result['failed'] is True
+    assert result['msg'].startswith('cannot reach %s/v1/models: the TLS certificate was rejected' % fake.url), result['msg']
+    assert 'self-signed certificate' in result['msg'] and 'ca_path' in result['msg']
+    assert result['attempts'] == {'models': 1}  # a bad certificate is not transient
+
+
+@pytest.mark.parametrize('tls_args', ['ca_path', 'validate_certs'])
+def test_https_with_ca_path_or_without_verification(fake_openai_tls, run_module, tls_args):
+    fake, cert = fake_openai_tls
+    dynamo_routes(fake)
+    extra = dict(ca_path=str(cert)) if tls_args == 'ca_path' else dict(validate_certs=False)
+    result = run_module(validate_inference, args(fake, **extra))
+    assert not result.get('failed'), result
+    assert result['url'].startswith('https://') and result['answer'] and result['ttft_ms'] > 0
+
+
+def test_unusable_ca_path_is_named(fake_openai_tls, run_module, tmp_path):
+    fake, _ = fake_openai_tls
+    bogus = tmp_path / 'not-a-cert.pem'
+    bogus.write_text('hello')
+    result = run_module(validate_inference, args(fake, ca_path=str(bogus)))
+    assert result['failed'] is True
+    assert result['msg'].startswith('cannot use ca_path %s' % bogus), result['msg']
+    assert fake.seen == []
+
+
 def test_check_mode_still_asks_and_changes_nothing(fake_openai, run_module):
     dynamo_routes(fake_openai)
     result = run_module(validate_inference, args(fake_openai, _ansible_check_mode=True))
