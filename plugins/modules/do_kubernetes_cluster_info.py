@@ -16,13 +16,18 @@ description:
 author: DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - do_solutions.gtc_demo.digitalocean
-  - ansible.builtin.action_common_attributes
-  - ansible.builtin.action_common_attributes.info_module
 options:
   name:
     description: Cluster name.
     type: str
     required: true
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is no diff.
 """
 
 EXAMPLES = r"""

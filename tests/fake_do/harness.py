@@ -117,5 +117,3 @@ class InfraRunner:
 
     def output(self) -> dict[str, Any]:
         return json.loads(self.output_file.read_text())
-
-

@@ -133,15 +133,18 @@ def test_dropped_connections_are_retried() -> None:
             raise ServiceRequestError("connection refused")
         return 200, {}
 
-    assert c.call("list VPCs", op) == (200, {})
-    c2, _ = client(retries=0)
+    assert c.call("list VPCs", op) == (200, {}) and sleeps == [1.0]
+
+    def refused(*a: Any, cls: Any = None, **k: Any) -> tuple[int, Any]:
+        raise ServiceRequestError("refused")
+
+    no_retry = client(retries=0)[0]
     with pytest.raises(do.DOError, match="Could not reach the DigitalOcean API while trying to list VPCs"):
-        c2.call("list VPCs", lambda *a, cls=None, **k: (_ for _ in ()).throw(ServiceRequestError("refused")))
+        no_retry.call("list VPCs", refused)
 
 
 def test_404_is_returned_not_raised() -> None:
-    c, _ = client()
-    assert c.call("read cluster", failing(404))[0] == 404
+    assert client()[0].call("read cluster", failing(404))[0] == 404
 
 
 # --- waiting -----------------------------------------------------------------
