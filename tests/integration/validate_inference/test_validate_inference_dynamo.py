@@ -67,7 +67,7 @@ def test_repeated_prefix_hits_the_kv_cache(dynamo_frontends):
     messages = [{'role': 'system', 'content': SYSTEM_PROMPT},
                 {'role': 'user', 'content': 'Which worker holds my conversation?'}]
     runs = []
-    for _ in range(2):
+    for dummy in range(2):
         check = InferenceValidation(client, dynamo_frontends['model'], messages=messages, max_tokens=4, checks=['stream'])
         runs.append(check.run())
     first, second = runs

@@ -278,7 +278,7 @@ def test_unreachable_port(run_module):
 
 
 def test_https_with_a_certificate_nobody_signed_fails_at_once(fake_openai_tls, run_module):
-    fake, _ = fake_openai_tls
+    fake = fake_openai_tls[0]
     dynamo_routes(fake)
     result = run_module(validate_inference, args(fake, retries=3))
     assert result['failed'] is True
@@ -298,7 +298,7 @@ def test_https_with_ca_path_or_without_verification(fake_openai_tls, run_module,
 
 
 def test_unusable_ca_path_is_named(fake_openai_tls, run_module, tmp_path):
-    fake, _ = fake_openai_tls
+    fake = fake_openai_tls[0]
     bogus = tmp_path / 'not-a-cert.pem'
     bogus.write_text('hello')
     result = run_module(validate_inference, args(fake, ca_path=str(bogus)))
