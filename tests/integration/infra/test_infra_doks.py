@@ -35,6 +35,14 @@ def gpu_pool(state):
 def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner) -> None:
     api = infra.api
 
+    # 0. Check mode on an empty account: says what it would create, creates nothing.
+    dry = infra.apply("--check", "--diff")
+    ok(dry)
+    assert dry.recap["changed"] >= 5, dry.changed_tasks()
+    assert api.writes_since(0) == [] and api.fake.is_empty()
+    assert infra.output()["ready"] is False and infra.output()["cluster_id"] == ""
+    assert not infra.kubeconfig.exists()
+
     # 1. First run creates everything the issue lists.
     first = infra.apply()
     ok(first)
