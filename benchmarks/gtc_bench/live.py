@@ -205,7 +205,7 @@ class LocalStack:
 
 
 def _words(rng: random.Random, words: list[str], n: int) -> str:
-    return " ".join(rng.choice(words) for _ in range(n))
+    return " ".join(rng.choices(words, k=n))
 
 
 async def _turn(http: Any, base_url: str, messages: list[dict], max_tokens: int, timeout_s: float) -> dict:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-BOOTH_CELL = {"gpu": "h200", "context": "4k", "load": 16}
+BOOTH_CELL = (("gpu", "h200"), ("context", "4k"), ("load", 16))  # a tuple: safe as a default
 
 
 def _f(x: float | None, digits: int = 0) -> str:
@@ -26,7 +26,7 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def table(headers: list[str], rows: Iterable[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -134,7 +134,8 @@ def sweep_md(cells: list[dict]) -> str:
     return "".join(out)
 
 
-def per_turn_md(cells: list[dict], where: dict = BOOTH_CELL) -> str:
+def per_turn_md(cells: list[dict], where_items: tuple = BOOTH_CELL) -> str:
+    where = dict(where_items)
     out = [f"## Per turn at the booth setting ({where['gpu'].upper()}, {where['context']} documents, "
            f"~{where['load']} active conversations)\n\n",
            "TTFT median / p90 / mean in ms, and the share of requests that missed the cache.\n"]
@@ -156,7 +157,8 @@ def per_turn_md(cells: list[dict], where: dict = BOOTH_CELL) -> str:
     return "".join(out)
 
 
-def headline(cells: list[dict], where: dict = BOOTH_CELL) -> str:
+def headline(cells: list[dict], where_items: tuple = BOOTH_CELL) -> str:
+    where = dict(where_items)
     rows = []
     for topo in dict.fromkeys(c["settings"]["topology"] for c in cells):
         rr = _find(cells, topology=topo, router="round-robin", **where)
@@ -190,7 +192,8 @@ def _plt():
 COLORS = {"round-robin": "#d62728", "kv-default": "#ff7f0e", "kv-recommended": "#2ca02c", "live": "#1f77b4"}
 
 
-def plot_ttft_by_turn(cells: list[dict], path: Path, where: dict = BOOTH_CELL) -> Path | None:
+def plot_ttft_by_turn(cells: list[dict], path: Path, where_items: tuple = BOOTH_CELL) -> Path | None:
+    where = dict(where_items)
     plt = _plt()
     topos = list(dict.fromkeys(c["settings"]["topology"] for c in cells))
     fig, axes = plt.subplots(1, len(topos), figsize=(4.2 * len(topos), 4.4), sharey=True)
@@ -264,10 +267,10 @@ def plot_search(cells: list[dict], path: Path) -> Path:
         for cr in credits:
             row = []
             for sc in scales:
+                want = {"overlap_score_credit": cr, "router_temperature": 0.0, "prefill_load_scale": sc,
+                        "enable_session_prefix_index": False, "kv_event_lag_ms": 0.0}
                 st = next((c["stats"] for c in cells if c["settings"]["topology"] == topo
-                           and c["settings"].get("router_settings") == {"overlap_score_credit": cr, "router_temperature": 0.0,
-                                                                       "prefill_load_scale": sc, "enable_session_prefix_index": False,
-                                                                       "kv_event_lag_ms": 0.0}), None)
+                           and c["settings"].get("router_settings") == want), None)
                 row.append(100 * st["followups"]["miss"] if st else float("nan"))
             grid.append(row)
         im = ax.imshow(grid, cmap="RdYlGn_r", vmin=0, vmax=40, origin="lower")

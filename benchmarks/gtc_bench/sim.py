@@ -195,7 +195,7 @@ def mean_concurrency(records: list[dict]) -> float:
         s[1] = max(s[1], r["end_ms"])
     values = []
     for spans in runs.values():
-        start = min(a for a, _ in spans.values())
-        end = max(b for _, b in spans.values())
+        start = min(span[0] for span in spans.values())
+        end = max(span[1] for span in spans.values())
         values.append(sum(b - a for a, b in spans.values()) / max(1e-9, end - start))
     return statistics.fmean(values) if values else 0.0

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Mocker performance profile for Llama 3.1 70B Instruct FP8 by GPU and tensor parallelism.
 
 Dynamo's mocker (``python -m dynamo.mocker --planner-profile-data <npz>``) and its offline
@@ -260,4 +260,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -33,7 +33,7 @@ def test_hash_ids_extend_the_previous_turn():
 
 
 def test_one_id_per_32_token_block_and_no_sharing_between_conversations():
-    _, rows = _rows()
+    rows = _rows()[1]
     owner = {}
     for r in rows:
         assert len(r["hash_ids"]) == -(-r["input_length"] // 32)
@@ -95,7 +95,7 @@ def test_same_seed_same_trace_other_seed_other_trace():
 
 
 def test_rows_sorted_by_timestamp_with_sessions_in_turn_order(tmp_path):
-    _, rows = _rows(n=60, rate=2.0)
+    rows = _rows(n=60, rate=2.0)[1]
     ts = [r["timestamp"] for r in rows]
     assert ts == sorted(ts)
     path = trace.write_jsonl(rows, tmp_path / "t.jsonl")
