@@ -137,7 +137,7 @@ def stack2(k8s_cluster, charts):
     if not (REPO / ".collections" / "ansible_collections" / "do_solutions" / "gtc_demo").exists():
         pytest.fail("the collection link under .collections is missing: run `make setup`")
 
-    def run(*args: str, env_drop: tuple[str, ...] = (), **extra: Any) -> Run:
+    def run(*args: str, env_drop: tuple[str, ...] = (), playbook_path: Path = HERE / "stack2.yml", **extra: Any) -> Run:
         env = k8s_cluster.env()
         env.update(SECRET_ENV)
         for name in env_drop:
@@ -146,7 +146,7 @@ def stack2(k8s_cluster, charts):
                     "ANSIBLE_FORCE_COLOR": "0"})
         extra_vars = {"cluster_config_helm_chart_dir": str(charts),
                       "cluster_config_helm_binary": str(k8s_cluster.helm), **extra}
-        cmd = [str(playbook), str(HERE / "stack2.yml"), "-i", str(HERE / "inventory"),
+        cmd = [str(playbook), str(playbook_path), "-i", str(HERE / "inventory"),
                "-e", json.dumps(extra_vars), *args]
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False)

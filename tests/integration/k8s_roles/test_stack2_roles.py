@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
 OTHER_MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+REPO_PLAYBOOKS = Path(__file__).resolve().parents[3] / "playbooks"
 
 
 def graph(cluster):
@@ -204,3 +206,37 @@ def test_worker_pods_from_the_template_fit_one_8_gpu_node(first_run, k8s_cluster
     finally:
         for name in names:
             core.delete_namespaced_pod(name, "gtc-demo", grace_period_seconds=0)
+
+
+def _set_status(cluster, group, version, plural, name, status):
+    client.CustomObjectsApi(cluster.api_client()).patch_namespaced_custom_object_status(
+        group, version, "gtc-demo", plural, name, {"status": status})
+
+
+def test_validate_playbook_reads_routes_and_certificate(first_run, stack2, k8s_cluster):
+    """playbooks/validate.yml against the real objects; Cilium's and cert-manager's status
+    updates are played by the test (neither controller runs on the test cluster)."""
+    pending = stack2(playbook_path=REPO_PLAYBOOKS / "validate.yml", gateway_check_timeout=4,
+                     gateway_check_poll_interval=2, gateway_check_http=False)
+    assert pending.returncode != 0, pending.explain()
+    assert "Wait for the Gateway to be accepted and programmed" in pending.stdout
+
+    now = "2026-01-01T00:00:00Z"
+
+    def cond(kind, gen=1):
+        return {"type": kind, "status": "True", "reason": kind, "message": "test", "lastTransitionTime": now,
+                "observedGeneration": gen}
+
+    gw = get(k8s_cluster, "gateway.networking.k8s.io/v1", "Gateway", "gtc-demo", "gtc-demo")
+    _set_status(k8s_cluster, "gateway.networking.k8s.io", "v1", "gateways", "gtc-demo", {
+        "conditions": [cond("Accepted", gw["metadata"]["generation"]), cond("Programmed", gw["metadata"]["generation"])]})
+    for route in ("gtc-demo-https-redirect", "gtc-demo-loadgen", "gtc-demo-grafana"):
+        _set_status(k8s_cluster, "gateway.networking.k8s.io", "v1", "httproutes", route, {"parents": [{
+            "parentRef": {"name": "gtc-demo"}, "controllerName": "io.cilium/gateway-controller",
+            "conditions": [cond("Accepted"), cond("ResolvedRefs")]}]})
+    _set_status(k8s_cluster, "cert-manager.io", "v1", "certificates", "gtc-demo", {"conditions": [cond("Ready")]})
+
+    ready = stack2(playbook_path=REPO_PLAYBOOKS / "validate.yml", gateway_check_timeout=20,
+                   gateway_check_poll_interval=2, gateway_check_http=False)
+    assert ready.returncode == 0, ready.explain()
+    assert "Wait for the certificate to be issued" in ready.stdout
