@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-_WORD = re.compile(r"[A-Za-z][A-Za-z\-]{3,}")
+# Six letters or more: the words that name things (routing, prefill, replica).
+_WORD = re.compile(r"[A-Za-z][A-Za-z\-]{5,}")
 _STOP = frozenset(
     """about above after again against also among another because been before being below between
     both could does doing down during each either every from further have having here however into
@@ -28,7 +29,7 @@ _STOP = frozenset(
     mean means might next once part place point rather really right said says seem seen shall
     show shows side small still take takes tell than thing things think three time times today
     turn turns upon used uses using want well went were whole whose word words work works year
-    years hundred thousand eight four five seven three million billion""".split()
+    years hundred thousand second seconds minute minutes people different another because though whether number numbers enough single eight four five seven three million billion""".split()
 )
 
 
@@ -68,8 +69,9 @@ class Seed:
         return "\n\n".join(parts)
 
     def opening_question(self) -> str:
-        focus = self.sections[0] if self.sections else self.title
-        return f"I just read \"{self.title}\". Can you summarise what it says about {focus.lower()}?"
+        if self.sections:
+            return f"I just read \"{self.title}\". Can you summarise the part \"{self.sections[0]}\" for me?"
+        return f"I just read \"{self.title}\". Can you summarise it for me?"
 
 
 def curate_text(doc_id: str, raw: str) -> Seed:

@@ -27,15 +27,15 @@ DEFAULT_MODEL = "llama3-8b-instruct"
 KEY_ENV = "GRADIENT_API_KEY"
 
 _TEMPLATES = (
-    "You mentioned \"{quote}\". How does that relate to {section}?",
-    "Going back to {section}: what changes when {keyword} is involved?",
-    "Can you give a concrete example of {keyword}, in the context of {section}?",
+    "You mentioned \"{quote}\". How does that relate to the part on \"{section}\"?",
+    "Going back to \"{section}\": what changes when {keyword} is involved?",
+    "Can you give a concrete example of {keyword}, as described under \"{section}\"?",
     "What is the most common mistake people make with {keyword}?",
     "How would you measure {keyword} in practice, and what number is good?",
     "You said \"{quote}\". Does that still hold at ten times the load?",
-    "Which part of {section} matters most for someone running this on Kubernetes?",
-    "How does {keyword} compare with {keyword2}, and when would you pick each?",
-    "Summarise the trade-off between {keyword} and {keyword2} in two sentences.",
+    "What in \"{section}\" matters most for someone running this on Kubernetes?",
+    "How does {keyword} relate to {keyword2}, and which one should I watch first?",
+    "In two sentences, what is the trade-off between {keyword} and {keyword2}?",
     "What would you check first if {keyword} suddenly got worse?",
 )
 _QUOTE_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
@@ -75,7 +75,7 @@ def offline_followup(seed: Seed, history: list[Exchange], conv_id: str) -> str:
     kw = rng.choice(keywords)
     kw2 = rng.choice([k for k in keywords if k != kw] or [kw])
     template = rng.choice(_TEMPLATES)
-    return template.format(quote=quote, section=rng.choice(sections).lower(), keyword=kw, keyword2=kw2)
+    return template.format(quote=quote, section=rng.choice(sections), keyword=kw, keyword2=kw2)
 
 
 class FollowupWriter:
