@@ -197,6 +197,9 @@ class DOClient:
                 endpoint=endpoint.rstrip("/"),
                 authentication_policy=BearerTokenPolicy(token),
                 retry_policy=RetryPolicy(retry_total=0),
+                # A hung connection fails (and is retried) instead of blocking for azure-core's 300 s.
+                connection_timeout=15,
+                read_timeout=120,
             )
 
     def call(self, what, operation, *args, **kwargs):
