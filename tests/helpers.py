@@ -74,7 +74,8 @@ def free_ports(count: int, consecutive: bool = False) -> list[int]:
         finally:
             for s in socks:
                 s.close()
-    for base in range(20000, 60000, 97):
+    # Below 32768: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number.
+    for base in range(20000, 32000, 97):
         if all(_port_free(base + i) for i in range(count)):
             return list(range(base, base + count))
     raise RuntimeError("no run of free ports found")

@@ -126,6 +126,7 @@ def test_tags_rerun_only_one_part(local_demo) -> None:
         ("dynamo_tensor_parallel_size=3", "dynamo_tensor_parallel_size"),
         ("gtc_demo_model=", "model_sync_model"),
         ("infra_local_root=relative/path", "infra_local_root"),
+        ("dynamo_local_worker_metrics_port_base=39100", "dynamo_local_worker_metrics_port_base"),
     ],
 )
 def test_bad_input_fails_before_anything_changes(local_demo, override: str, named: str) -> None:
