@@ -17,6 +17,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -96,6 +97,12 @@ def write_model_dir(path: Path) -> Path:
 # ---------------------------------------------------------------- the stack
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @dataclass
 class LocalStack:
     """Mocker workers + KV and round-robin frontends, started from ``python`` (the bench venv)."""
@@ -104,8 +111,8 @@ class LocalStack:
     replicas: int
     profile_npz: Path
     num_gpu_blocks: int
-    kv_port: int = 18000
-    rr_port: int = 18001
+    kv_port: int = 0  # 0: a free port of 127.0.0.1, picked at start
+    rr_port: int = 0
     router_args: tuple[str, ...] = ()
     python: str = sys.executable
     procs: list[subprocess.Popen] = field(default_factory=list)
@@ -125,6 +132,8 @@ class LocalStack:
                                            stderr=subprocess.STDOUT, start_new_session=True))
 
     def start(self, timeout_s: float = 180.0) -> None:
+        self.kv_port = self.kv_port or free_port()
+        self.rr_port = self.rr_port or free_port()
         model = write_model_dir(self.workdir.parent / "model")
         (self.workdir / "discovery").mkdir(parents=True, exist_ok=True)
         for i in range(self.replicas):
