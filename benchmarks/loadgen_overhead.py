@@ -140,7 +140,8 @@ def window_mean_ms(before: tuple[float, float], after: tuple[float, float]) -> f
 def run_loadgen(url: str, args: argparse.Namespace) -> dict:
     cmd = [str(REPO / ".venv" / "bin" / "gtc-loadgen"), "bench", "--kv-url", url, "--round-robin-url", url,
            "--model", MODEL, "--concurrency", str(args.concurrency), "--duration", str(args.duration),
-           "--warmup", str(args.warmup), "--turns", str(args.turns), "--max-tokens", str(args.osl)]
+           "--warmup", str(args.warmup), "--turns", str(args.turns), "--max-tokens", str(args.osl),
+           "--context-docs", str(args.context_docs)]
     before = server_ttft(url)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 120)
     after = server_ttft(url)
@@ -193,7 +194,12 @@ def fmt(x: float | None, nd: int = 1) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
+LOAD_BEFORE = "?"
+
+
 def main() -> int:
+    global LOAD_BEFORE  # noqa: PLW0603 - recorded once, printed in the table's header
+    LOAD_BEFORE = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dynamo-python", required=True, help="python of a venv with ai-dynamo 1.6.1")
     ap.add_argument("--model-path", help="tokenizer/model dir the mocker loads (default: write one)")
@@ -203,6 +209,9 @@ def main() -> int:
     ap.add_argument("--warmup", type=float, default=5)
     ap.add_argument("--turns", type=int, default=3)
     ap.add_argument("--osl", type=int, default=32, help="answer tokens per request")
+    ap.add_argument("--context-docs", type=int, default=2, help="corpus documents per loadgen conversation")
+    ap.add_argument("--isl", type=int, default=0,
+                    help="aiperf prompt tokens (default: 2,700 per context document, like the loadgen's)")
     ap.add_argument("--out", default=str(HERE / "loadgen_overhead_results.md"))
     args = ap.parse_args()
 
@@ -214,7 +223,7 @@ def main() -> int:
             stack.start()
             lg = run_loadgen(stack.url, args)
             # aiperf's prompts as long as the loadgen's (2 corpus documents, ~3,000 words + turns).
-            ap_res = run_aiperf(stack.url, model, work, args, isl=3000)
+            ap_res = run_aiperf(stack.url, model, work, args, isl=args.isl or 2700 * args.context_docs)
         finally:
             stack.stop()
 
@@ -232,6 +241,8 @@ def main() -> int:
         ("overhead: client mean - server mean, ms", fmt(lg_over_window, 2), fmt(ap_over_window, 2)),
         ("overhead per request (client - nvext ttft_ms), p50 / p90, ms",
          f"{fmt(lg['overhead_ms_p50'], 2)} / {fmt(lg['overhead_ms_p90'], 2)}", "not measured (no nvext)"),
+        ("client event-loop lag (10 ms timer), p50 / p99, ms",
+         f"{fmt(lg['loop_lag_ms_p50'], 2)} / {fmt(lg['loop_lag_ms_p99'], 2)}", "–"),
     ]
     ratio = lg["rps"] / ap_res["rps"] if ap_res.get("rps") else None
     table = ["| measure | gtc-loadgen | " + ap_res["tool"] + " |", "| --- | --- | --- |"]
@@ -241,8 +252,11 @@ def main() -> int:
         "",
         f"Target: Dynamo 1.6.1 KV-aware frontend, {args.workers} mocker workers at `--speedup-ratio 0`, "
         f"127.0.0.1. Each tool: {args.concurrency} concurrent streams, {args.duration:g} s measured after "
-        f"{args.warmup:g} s warm-up, {args.turns}-turn conversations, {args.osl}-token answers, no think time. "
-        f"Machine: {os.cpu_count()} cores, shared by the tool, the frontend and the workers.",
+        f"{args.warmup:g} s warm-up, {args.turns}-turn conversations, {args.osl}-token answers, no think time, "
+        f"loadgen contexts of {args.context_docs} corpus document(s), aiperf prompts of "
+        f"{args.isl or 2700 * args.context_docs} tokens. "
+        f"Machine: {os.cpu_count()} cores, shared by the tool, the frontend and the workers; "
+        f"load average before the run {LOAD_BEFORE}.",
         "",
         *table,
         "",

@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the statistics")
     bench.add_argument("--turns", type=int, default=3)
     bench.add_argument("--max-tokens", type=int, default=32)
+    bench.add_argument("--context-docs", type=int, default=2, help="corpus documents per conversation context")
     bench.add_argument("--seed", type=int, default=1)
     return ap
 
@@ -101,16 +102,19 @@ async def _bench(args: argparse.Namespace) -> dict:
         stats = Stats(samples_per_key=100_000)
         settings = Settings(running=False, concurrency=args.concurrency, rate=0.0, routing=args.routing,
                             turns_min=args.turns, turns_max=args.turns, think_min_s=0.0, think_max_s=0.0,
-                            max_tokens=args.max_tokens)
+                            max_tokens=args.max_tokens, context_docs=args.context_docs)
         engine = Engine(targets, session, seeds, FollowupWriter(None), stats, load_presets(None), settings,
                         rng=random.Random(args.seed))
         engine.start()
         engine.update({"running": True})
         await asyncio.sleep(args.warmup)
         stats.reset()
+        lags: list[float] = []
+        probe = asyncio.create_task(_loop_lag(lags))
         t0 = time.perf_counter()
         await asyncio.sleep(args.duration)
         elapsed = time.perf_counter() - t0
+        probe.cancel()
         snap = stats.snapshot()
         ttfts = [v for w in stats.ttft.values() for v in w]
         overhead = list(stats.overhead)
@@ -125,7 +129,17 @@ async def _bench(args: argparse.Namespace) -> dict:
         "ttft_ms_mean": _r(sum(ttfts) / len(ttfts)) if ttfts else None,
         "overhead_ms_p50": _r(percentile(overhead, 50)), "overhead_ms_p90": _r(percentile(overhead, 90)),
         "overhead_samples": len(overhead),
+        # How late the event loop ran a 10 ms timer: the delay the loadgen
+        # itself adds before it reads a chunk that has arrived.
+        "loop_lag_ms_p50": _r(percentile(lags, 50)), "loop_lag_ms_p99": _r(percentile(lags, 99)),
     }
+
+
+async def _loop_lag(out: list[float], interval: float = 0.01) -> None:
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(interval)
+        out.append((time.perf_counter() - t - interval) * 1000.0)
 
 
 def _r(x: float | None) -> float | None:
