@@ -91,9 +91,10 @@ class InfraRunner:
             "ANSIBLE_PIPELINING": "1",
         }
 
-    def playbook(self, name: str, *args: str, token: str | None = None, **more: Any) -> PlaybookRun:
+    def playbook(self, name: str, *args: str, token: str | None = None, inventory: str = "inventories/dev",
+                 **more: Any) -> PlaybookRun:
         run = run_playbook(str(PLAYBOOKS / name), "-e", f"@{self.extra_vars(**more)}", *args,
-                           inventory="inventories/dev", env=self.env(token), timeout=600)
+                           inventory=inventory, env=self.env(token), timeout=600)
         self.runs.append(run)
         return run
 

@@ -166,6 +166,17 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert again.recap["changed"] == 0, again.changed_tasks()
 
 
+def test_prod_inventory_plans_the_contracted_h200_pool_in_atl1(infra: InfraRunner) -> None:
+    """inventories/prod in check mode: the plan names prod's region, VPC range and GPU size; nothing is written."""
+    run = infra.playbook("infra.yml", "--check", "--diff", inventory="inventories/prod")
+    ok(run)
+    for expected in ("gtc-demo-prod-vpc", "10.130.0.0/20", "atl1", "gpu-h200x8-1128gb-contracted",
+                     "gtc-demo-prod-gpu", "gtc-demo-prod-models"):
+        assert expected in run.output, expected
+    assert infra.api.writes_since(0) == [] and infra.api.fake.is_empty()
+    assert infra.output()["region"] == "atl1" and infra.output()["gpu_pool"]["size"] == "gpu-h200x8-1128gb-contracted"
+
+
 def test_survives_injected_429_and_500(infra: InfraRunner) -> None:
     api = infra.api
     api.control("/_fake/faults", {"faults": [
