@@ -21,7 +21,7 @@ help:
 
 setup: $(VENV)/.installed $(COLLECTION_LINK)
 
-$(VENV)/.installed: requirements/dev.txt
+$(VENV)/.installed: requirements/dev.txt apps/loadgen/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
 	$(BIN)/python -m pip install -q -r requirements/dev.txt
