@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 from gtc_bench import report, shape, sim, sweep, trace
 
@@ -21,7 +22,7 @@ def cmd_sim(args: argparse.Namespace) -> dict:
 
 
 def run_live(out: Path, replicas_list: list[int], load: int, conversations: int, seed: int,
-             gpu: str = "h200") -> dict:
+             gpu: str = "h200", urls: tuple[str, str] | None = None) -> dict:
     """The live stack at each topology: a KV pass then a round-robin pass of the same
     conversations (fresh text each pass), and the simulator on the very same conversations."""
     from gtc_bench import live  # pylint: disable=import-outside-toplevel
@@ -43,13 +44,21 @@ def run_live(out: Path, replicas_list: list[int], load: int, conversations: int,
         npz = perf.write_npz(prof, workdir / "profile.npz")
         entry: dict = {}
         t0 = time.monotonic()
-        with live.LocalStack(workdir, replicas, npz, prof.capacity.num_gpu_blocks, router_args=router_args) as stack:
-            for mode, port in (("kv", stack.kv_port), ("round_robin", stack.rr_port)):
-                recs = asyncio.run(live.drive(f"http://127.0.0.1:{port}", convs, shp, tag=f"{topo.label}-{mode}"))
+
+        def both_modes(kv_url: str, rr_url: str) -> None:
+            for mode, url in (("kv", kv_url), ("round_robin", rr_url)):
+                recs = asyncio.run(live.drive(url, convs, shp, tag=f"{topo.label}-{mode}-{time.time_ns()}"))
                 (workdir / f"{mode}.json").write_text(json.dumps(recs))
                 entry[mode] = live.live_stats(recs)
                 print(f"live {topo.label} {mode}: {entry[mode]['requests']} requests, {entry[mode]['errors']} errors, "
                       f"follow-up median {entry[mode]['followups'].get('median', float('nan')):.0f} ms")
+
+        if urls:  # an already running demo (e.g. the local demo on :8000 / :8001)
+            entry["target"] = list(urls)
+            both_modes(*urls)
+        else:
+            with live.LocalStack(workdir, replicas, npz, prof.capacity.num_gpu_blocks, router_args=router_args) as stack:
+                both_modes(f"http://127.0.0.1:{stack.kv_port}", f"http://127.0.0.1:{stack.rr_port}")
         engine = sim.EngineSpec(gpu=gpu)
         entry["sim_kv"] = sweep.run_cell([tracefile], topo, "kv_router", sweep.RECOMMENDED, engine)
         entry["sim_round_robin"] = sweep.run_cell([tracefile], topo, "round_robin", sim.RouterSettings(), engine)
@@ -60,7 +69,15 @@ def run_live(out: Path, replicas_list: list[int], load: int, conversations: int,
 
 
 def cmd_live(args: argparse.Namespace) -> dict:
-    return run_live(args.out, args.replicas, args.load, args.conversations, args.seed)
+    urls = None
+    if args.kv_url or args.rr_url:
+        if not (args.kv_url and args.rr_url) or len(args.replicas) != 1:
+            raise SystemExit("--kv-url and --rr-url go together, with one --replicas (the running demo's)")
+        urls = (args.kv_url.rstrip("/"), args.rr_url.rstrip("/"))
+        for url in urls:  # this is a load generator: loopback targets only
+            if urlparse(url).hostname not in ("127.0.0.1", "localhost"):
+                raise SystemExit(f"{url}: only 127.0.0.1 targets are allowed")
+    return run_live(args.out, args.replicas, args.load, args.conversations, args.seed, gpu=args.gpu, urls=urls)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -87,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--load", type=int, default=16, help="target active conversations")
         p.add_argument("--conversations", type=int, default=40)
         p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--gpu", choices=("h100", "h200"), default="h200", help="profile the simulator side uses")
+        p.add_argument("--kv-url", help="drive a running demo instead of starting one: its KV-aware frontend")
+        p.add_argument("--rr-url", help="... and its round-robin frontend (both on 127.0.0.1)")
     sub.add_parser("report", parents=[common], help="tables and plots from the JSON files")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
