@@ -211,6 +211,7 @@ from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.k8s_nodes im
     DEFAULT_LABEL_SELECTORS,
     GpuNodeWaiter,
     NodeListError,
+    classify_error,
     describe,
     list_nodes_with_client,
 )
@@ -253,13 +254,23 @@ def main():
             module.fail_json(msg='%s is out of range: %d' % (name, params[name]))
 
     selector = ','.join(s.strip() for s in params['label_selectors'] if s and s.strip())
-    try:
-        api_client = get_api_client(module).client.client
-    except CoreException as exc:
-        module.fail_from_exception(exc)
+    clients = []
+
+    def list_nodes(request_timeout):
+        # kubernetes.core's client asks the API for its version when it is
+        # made, so it is made inside the retry loop: an API server that is not
+        # up yet is a transient error, not a crash.
+        if not clients:
+            try:
+                clients.append(get_api_client(module).client.client)
+            except CoreException as exc:
+                raise NodeListError('Could not create the API client: %s' % exc, transient=False) from exc
+            except Exception as exc:  # pylint: disable=broad-except
+                raise classify_error(exc) from exc
+        return list_nodes_with_client(clients[0], selector, request_timeout)
 
     waiter = GpuNodeWaiter(
-        list_nodes=lambda request_timeout: list_nodes_with_client(api_client, selector, request_timeout),
+        list_nodes=list_nodes,
         count=params['count'],
         gpu_resource=params['gpu_resource'],
         gpus_per_node=params['gpus_per_node'],
