@@ -121,6 +121,24 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert pool["labels"] == {"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"}
     assert infra.output()["gpu_pool"]["count"] == 2
 
+    # 4b. Cluster settings, the registry integration and the NFS size change in place too.
+    mark = len(api.log())
+    tuned = infra.apply(gtc_demo_gpu_node_count=2,
+                        infra_gpu_pool_labels={"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"},
+                        infra_maintenance_window={"day": "saturday", "start_time": "5:00"},
+                        infra_registry_integration=False, infra_nfs_size_gib=150)
+    ok(tuned)
+    assert tuned.recap["changed"] == 2, tuned.changed_tasks()
+    writes = [(w["method"], w["path"]) for w in api.writes_since(mark)]
+    assert writes == [("PUT", f"/v2/kubernetes/clusters/{cluster['id']}"), ("DELETE", "/v2/kubernetes/registry"),
+                      ("POST", f"/v2/nfs/{share['id']}/actions")], writes
+    state = api.state()
+    assert [c["id"] for c in state["clusters"]] == [cluster["id"]] and state["registry"] == []
+    assert state["clusters"][0]["maintenance_policy"]["day"] == "saturday"
+    assert state["clusters"][0]["maintenance_policy"]["start_time"] == "05:00"
+    assert [(s["id"], s["size_gib"]) for s in state["shares"]] == [(share["id"], 150)]
+    assert infra.output()["nfs"]["size_gib"] == 150 and infra.output()["registry_integration"] is False
+
     # 5. A VPC with members cannot go: the module says so clearly (403 from the API).
     refused = infra.module("do_vpc", {"name": "gtc-demo-dev-vpc", "state": "absent"})
     assert refused.returncode != 0
