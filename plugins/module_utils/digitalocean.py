@@ -284,7 +284,7 @@ class DOClient:
 def describe(resource):
     """A short account of a resource's state for timeout messages."""
     if resource is None:
-        return "present"
+        return "not found"
     if not isinstance(resource, dict):
         return str(resource)
     status = resource.get("status")

@@ -299,3 +299,9 @@ def test_error_message_lists_contract_violations() -> None:
             "validation": [{"message": "Response body property meta.total must be integer"}]}
     msg = do.error_message(500, body, "list VPCs")
     assert "Request/Response not valid: Response body property meta.total must be integer" in msg
+
+
+def test_describe_states_for_timeout_messages() -> None:
+    assert do.describe(None) == "not found"
+    assert do.describe({"status": {"state": "provisioning"}}) == "status=provisioning"
+    assert do.describe({"status": "CREATING"}) == "status=CREATING"
