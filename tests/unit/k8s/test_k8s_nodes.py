@@ -167,10 +167,10 @@ def test_waiter_request_timeout_never_outlives_the_deadline():
 def test_waiter_retries_transient_errors_and_counts_them():
     fake = FakeTime()
     looks = [NodeListError("HTTP 503 Service Unavailable", transient=True), [node("a")]]
-    list_nodes, _ = scripted(fake, looks)
+    list_nodes, calls = scripted(fake, looks)
     outcome = GpuNodeWaiter(list_nodes, count=1, timeout=30, poll_interval=1,
                             clock=fake.clock, sleep=fake.sleep).run()
-    assert outcome.satisfied and outcome.errors == 1 and outcome.attempts == 2
+    assert outcome.satisfied and outcome.errors == 1 and outcome.attempts == len(calls) == 2
 
 
 def test_waiter_stops_at_once_on_a_permanent_error():
@@ -184,10 +184,10 @@ def test_waiter_stops_at_once_on_a_permanent_error():
 
 def test_waiter_that_never_reached_the_api_says_so():
     fake = FakeTime()
-    list_nodes, _ = scripted(fake, [NodeListError("connection refused", transient=True)], cost=1.0)
+    list_nodes, calls = scripted(fake, [NodeListError("connection refused", transient=True)], cost=1.0)
     outcome = GpuNodeWaiter(list_nodes, count=1, timeout=5, poll_interval=2,
                             clock=fake.clock, sleep=fake.sleep).run()
-    assert not outcome.satisfied and not outcome.looked
+    assert not outcome.satisfied and not outcome.looked and outcome.attempts == len(calls)
     assert outcome.last_error == "connection refused" and outcome.errors == outcome.attempts
 
 
