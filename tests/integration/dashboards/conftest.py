@@ -83,6 +83,8 @@ def scraped_demo(local_demo: Any, prometheus_binary: str, tmp_path_factory: pyte
     before = _get_json(f"{loadgen_url}/api/state")["settings"]
     prom.start()
     try:
+        # The page's own statistics then cover the same requests as this Prometheus.
+        _post(f"{loadgen_url}/api/reset", {})
         t0 = time.time()
         _post(f"{loadgen_url}/api/settings", {**LOAD_SETTINGS, "routing": "kv", "running": True})
         time.sleep(SECONDS_PER_MODE)

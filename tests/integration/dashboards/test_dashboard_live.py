@@ -10,6 +10,7 @@ they must parse and come back empty, as their descriptions say.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import time
@@ -82,7 +83,7 @@ def test_recording_rule_returns_data(scraped_demo, rule: dict) -> None:
 
 
 def test_booth_numbers(scraped_demo) -> None:
-    """The booth stats exist for both modes; print them (the numbers the report quotes)."""
+    """The booth stats exist for both modes and agree with the load generator's page; print them."""
     prom = scraped_demo.prometheus
     numbers = {}
     for name, expr in {
@@ -99,9 +100,18 @@ def test_booth_numbers(scraped_demo) -> None:
     assert 0.0 <= numbers["kv_hit_ratio_kv"] <= 1.0 and 0.0 <= numbers["kv_hit_ratio_rr"] <= 1.0
     assert numbers["ttft_turn2plus_p50_kv_ms"] > 0 and numbers["ttft_turn2plus_p50_rr_ms"] > 0
     # The load generator's page shows the same headline numbers from its own samples
-    # (its window is its bounded history, Prometheus's is 10 minutes of histogram buckets).
+    # (reset when the load started, so both cover the same requests).
     with urllib.request.urlopen(f"{scraped_demo.loadgen_url}/api/state", timeout=10) as resp:
         page = json.loads(resp.read())["stats"]
+    # Same numbers, to the histogram's resolution: the page's exact median lies
+    # within one bucket of Prometheus's interpolated one.
+    edges = sorted(float(s["metric"]["le"]) * 1000 for s in prom.api(
+        "query", query="count by (le) (loadgen_ttft_seconds_bucket)")["data"]["result"])
+    for routing, key in (("kv", "ttft_turn2plus_p50_kv_ms"), ("round_robin", "ttft_turn2plus_p50_rr_ms")):
+        exact = page["followup_ttft_ms"][routing]
+        i = next(n for n, le in enumerate(edges) if le >= numbers[key])
+        low, high = (edges[i - 2] if i >= 2 else 0.0), (edges[i + 1] if i + 1 < len(edges) else math.inf)
+        assert low <= exact <= high, f"{routing}: page says {exact} ms, dashboard {numbers[key]} ms"
     print(f"\nbooth numbers after {scraped_demo.load_seconds:.0f}s of load: {numbers}; "
           f"load generator page: followup_ttft_ms={page.get('followup_ttft_ms')} speedup={page.get('speedup')}",
           file=sys.stderr)
