@@ -554,6 +554,8 @@ def session_cluster() -> Iterator[Cluster]:
     """
     if _SESSION["cluster"] is None:
         _SESSION["started_here"] = not _healthy(cluster_dir())
+        if not crds_dir().is_dir():
+            log(f"no CRDs at {crds_dir()} (set GTC_SHARED_DIR): the cluster starts without them")
         _SESSION["cluster"] = up(crds=["all"] if crds_dir().is_dir() else None)
     _SESSION["users"] += 1
     try:
