@@ -1,0 +1,158 @@
+"""cluster_config's monitoring tasks applied for real to the test cluster (tests/cluster).
+
+The API server has the prometheus-operator CRDs from ../shared/schemas, so it
+validates the PodMonitors and the ServiceMonitor itself. The PrometheusRule
+CRD is not among those schemas: the test installs a stand-in that accepts any
+spec (the rules themselves are checked by promtool and a real Prometheus in
+test_dashboard_live.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+PLAYBOOK = Path(__file__).with_name("apply_monitoring.yml")
+
+
+def _load_cluster_fixture():
+    """tests/cluster/fixture.py under the one module name every conftest uses (one cluster per run)."""
+    name = "gtc_demo_test_cluster"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "cluster" / "fixture.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+k8s_cluster = _load_cluster_fixture().k8s_cluster
+
+STAND_IN_RULE_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "PrometheusRule", "listKind": "PrometheusRuleList", "plural": "prometheusrules",
+                  "singular": "prometheusrule"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }}}],
+    },
+}
+
+
+def _playbook(cluster: Any, *extra: str) -> tuple[int, str]:
+    env = {**cluster.env(), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    args = {"cluster_config_kubeconfig": str(cluster.kubeconfig), "cluster_config_kube_context": cluster.context,
+            "ansible_python_interpreter": sys.executable}
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("ansible-playbook")), "-i", "localhost,", "-c", "local",
+         str(PLAYBOOK), "-e", json.dumps(args), *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def _changed(output: str) -> int:
+    match = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
+    assert match, output[-3000:]
+    return int(match.group(1))
+
+
+def _changed_items(output: str) -> list[str]:
+    return re.findall(r"^changed: \[localhost\] => \(item=([^)]*)\)", output, flags=re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def cluster(k8s_cluster):
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = k8s_cluster.api_client()
+    ext = client.ApiextensionsV1Api(api)
+    ext.patch_custom_resource_definition(
+        STAND_IN_RULE_CRD["metadata"]["name"], STAND_IN_RULE_CRD, field_manager="gtc-demo-dashboard-tests",
+        force=True, _content_type="application/apply-patch+yaml")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        crd = ext.read_custom_resource_definition(STAND_IN_RULE_CRD["metadata"]["name"])
+        if any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])):
+            break
+        time.sleep(0.5)
+    core = k8s_cluster.core()
+    for ns in ("monitoring", "gtc-demo"):
+        try:
+            core.create_namespace({"metadata": {"name": ns}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+    yield k8s_cluster
+    _playbook(k8s_cluster, "-e", "monitoring_state=absent")
+
+
+def _custom(cluster: Any, plural: str, name: str) -> dict[str, Any]:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(cluster.api_client()).get_namespaced_custom_object(
+        "monitoring.coreos.com", "v1", "monitoring", plural, name)
+
+
+def test_apply_is_accepted_then_idempotent_then_removed(cluster) -> None:
+    from kubernetes.client.rest import ApiException
+
+    rc, out = _playbook(cluster)
+    assert rc == 0, out[-4000:]
+    assert sorted(_changed_items(out)) == [
+        "ConfigMap monitoring/gtc-demo-dashboards", "PodMonitor monitoring/gtc-demo-dynamo-frontend",
+        "PodMonitor monitoring/gtc-demo-dynamo-worker", "PodMonitor monitoring/gtc-demo-loadgen",
+        "PrometheusRule monitoring/gtc-demo-rules", "ServiceMonitor monitoring/gtc-demo-dcgm-exporter",
+    ], out[-3000:]
+
+    frontend = _custom(cluster, "podmonitors", "gtc-demo-dynamo-frontend")
+    assert frontend["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["targetLabel"] == "routing"
+    assert _custom(cluster, "servicemonitors", "gtc-demo-dcgm-exporter")["spec"]["endpoints"][0]["port"] == "metrics"
+    cm = cluster.core().read_namespaced_config_map("gtc-demo-dashboards", "monitoring")
+    assert cm.metadata.labels["grafana_dashboard"] == "1"
+    shipped = json.loads((REPO / "files" / "dashboards" / "gtc-demo.json").read_text())
+    assert json.loads(cm.data["gtc-demo.json"]) == shipped
+
+    rc, out = _playbook(cluster)
+    assert rc == 0, out[-4000:]
+    assert _changed(out) == 0, "a second apply changed something:\n" + out[-3000:]
+
+    rc, out = _playbook(cluster, "-e", "monitoring_state=absent")
+    assert rc == 0, out[-4000:]
+    with pytest.raises(ApiException) as gone:
+        _custom(cluster, "podmonitors", "gtc-demo-dynamo-frontend")
+    assert gone.value.status == 404
+
+
+def test_api_server_validates_pod_monitors(cluster) -> None:
+    """The CRD's schema is live: a PodMonitor with a malformed interval is refused."""
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    bad = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+           "metadata": {"name": "gtc-demo-bad", "namespace": "monitoring"},
+           "spec": {"selector": {}, "podMetricsEndpoints": [{"port": "http", "interval": "five seconds"}]}}
+    with pytest.raises(ApiException) as refused:
+        client.CustomObjectsApi(cluster.api_client()).create_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", "monitoring", "podmonitors", bad)
+    assert refused.value.status == 422
+    assert "interval" in refused.value.body
