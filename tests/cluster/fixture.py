@@ -599,6 +599,14 @@ def main(argv: list[str] | None = None) -> int:
     p_crds = sub.add_parser("crds", help="apply CRDs to the running cluster")
     p_crds.add_argument("folders", nargs="*", help="folder names under ../shared/schemas/crds (default all)")
     sub.add_parser("env", help="print shell exports for KUBECONFIG and PATH")
+    p_node = sub.add_parser("add-node", help="add a DOKS-like node (e.g. a pool scaling up)")
+    p_node.add_argument("name")
+    p_node.add_argument("--pool", required=True, help="the doks.digitalocean.com/node-pool label")
+    p_node.add_argument("--gpus", type=int, default=8, help="nvidia.com/gpu per node; 0 for a CPU node")
+    p_node.add_argument("--gpu-model", default="h100", choices=sorted(GPU_SIZES))
+    p_node.add_argument("--not-ready", action="store_true", help="stay NotReady until `ready-node`")
+    p_ready = sub.add_parser("ready-node", help="let a --not-ready node finish booting (turn Ready)")
+    p_ready.add_argument("name")
     sub.add_parser("build", help="build the binaries only; print their folder")
     args = parser.parse_args(argv)
 
@@ -612,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         healthy = _healthy(cluster_dir())
         print("up" if healthy else "down")
         return 0 if healthy else 1
-    elif args.command in ("crds", "env"):
+    elif args.command in ("crds", "env", "add-node", "ready-node"):
         state = _state_file(cluster_dir())
         if not state.exists():
             log("the cluster is not up: run tests/cluster/up first")
@@ -622,6 +630,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "crds":
             for name in cluster.apply_crds(args.folders or None):
                 print(name)
+        elif args.command == "add-node":
+            cluster.add_test_node(args.name, args.pool, owner="cli", gpus=args.gpus, gpu_model=args.gpu_model,
+                                  managed=not args.not_ready)
+            print(args.name)
+        elif args.command == "ready-node":
+            cluster.make_node_ready(args.name)
+            cluster.wait_nodes_ready([args.name])
+            print(args.name)
         else:
             print(f"export KUBECONFIG={cluster.kubeconfig}")
             print(f"export K8S_AUTH_KUBECONFIG={cluster.kubeconfig}")

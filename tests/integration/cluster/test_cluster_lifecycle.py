@@ -61,3 +61,24 @@ def test_up_twice_then_down_leaves_no_process(tmp_path):
     assert down.returncode == 0, down.stderr[-3000:]
     assert processes_under(directory) == {}
     assert not (directory / "kubeconfig").exists()
+
+
+def test_command_line_adds_a_booting_node_that_turns_ready(k8s_cluster):
+    fixture = [str(REPO / ".venv" / "bin" / "python"), str(REPO / "tests" / "cluster" / "fixture.py")]
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    env = k8s_cluster.env()
+    try:
+        added = subprocess.run([*fixture, "add-node", name, "--pool", "cli-pool", "--not-ready"], env=env,
+                               capture_output=True, text=True, timeout=120, check=False)
+        assert added.returncode == 0, added.stderr
+        node = k8s_cluster.core().read_node(name)
+        assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["False"]
+        assert node.metadata.labels["doks.digitalocean.com/node-pool"] == "cli-pool"
+        ready = subprocess.run([*fixture, "ready-node", name], env=env, capture_output=True, text=True,
+                               timeout=120, check=False)
+        assert ready.returncode == 0, ready.stderr
+        node = k8s_cluster.core().read_node(name)
+        assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["True"]
+        assert node.status.allocatable["nvidia.com/gpu"] == "8"
+    finally:
+        k8s_cluster.delete_test_nodes(owner="cli")
