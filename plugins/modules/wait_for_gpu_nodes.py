@@ -264,7 +264,7 @@ def main():
             try:
                 clients.append(get_api_client(module).client.client)
             except CoreException as exc:
-                raise NodeListError('Could not create the API client: %s' % exc, transient=False) from exc
+                raise NodeListError(str(exc), transient=False) from exc
             except Exception as exc:  # pylint: disable=broad-except
                 raise classify_error(exc) from exc
         return list_nodes_with_client(clients[0], selector, request_timeout)
