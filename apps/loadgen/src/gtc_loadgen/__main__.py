@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--turns", type=int, default=3)
     bench.add_argument("--max-tokens", type=int, default=32)
     bench.add_argument("--context-docs", type=int, default=2, help="corpus documents per conversation context")
+    bench.add_argument("--think", type=float, default=0.0, help="seconds between the turns of a conversation")
     bench.add_argument("--seed", type=int, default=1)
     return ap
 
@@ -101,7 +102,7 @@ async def _bench(args: argparse.Namespace) -> dict:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         stats = Stats(samples_per_key=100_000)
         settings = Settings(running=False, concurrency=args.concurrency, rate=0.0, routing=args.routing,
-                            turns_min=args.turns, turns_max=args.turns, think_min_s=0.0, think_max_s=0.0,
+                            turns_min=args.turns, turns_max=args.turns, think_min_s=args.think, think_max_s=args.think,
                             max_tokens=args.max_tokens, context_docs=args.context_docs)
         engine = Engine(targets, session, seeds, FollowupWriter(None), stats, load_presets(None), settings,
                         rng=random.Random(args.seed))
