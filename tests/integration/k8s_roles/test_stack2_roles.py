@@ -126,7 +126,8 @@ def test_tag_dynamo_reruns_only_dynamo(first_run, stack2, k8s_cluster, fake_dyna
         # Other roles only run their always-tagged input checks (and dynamo its outputs).
         for task in run.tasks:
             if " : " in task and not task.startswith("do_solutions.gtc_demo.dynamo"):
-                assert any(word in task for word in ("Check", "Find the secret", "Fail on missing", "Publish")), task
+                assert any(word in task for word in ("Validating arguments", "Check", "Find the secret", "Fail on missing",
+                                                     "Publish")), task
         assert "do_solutions.gtc_demo.dynamo" in roles
         assert worker(graph(k8s_cluster))["replicas"] == 1
         assert run.changed >= 1, run.explain()
