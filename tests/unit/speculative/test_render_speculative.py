@@ -20,8 +20,10 @@ import yaml
 #   DraftTarget, ...; the other keys are the config classes' fields
 #   (DraftTargetDecodingConfig, Eagle3DecodingConfig: max_draft_len,
 #   speculative_model, with speculative_model_dir accepted as its alias).
-# - Eagle3DecodingConfig's eagle3_one_model, as set in TensorRT-LLM's Llama 4
-#   Maverick EAGLE3 tech blog and Dynamo's trtllm engine_configs (llama4/eagle).
+# - Eagle3DecodingConfig's eagle3_one_model (optional; bool, default true in the
+#   stable API reference, gone from the 1.3/1.4 release candidates), as set in
+#   TensorRT-LLM's Llama 4 Maverick EAGLE3 tech blog and Dynamo's trtllm
+#   engine_configs (llama4/eagle).
 # - The draft/target quick start runs with disable_overlap_scheduler=True
 #   (an LLM API option, a top-level key of the same YAML).
 SPECULATIVE_SCHEMA: dict[str, Any] = {
@@ -94,6 +96,16 @@ def test_eagle3_renders_an_eagle3_config(spec_rendered):
         "eagle3_one_model": True,
     }
     assert "disable_overlap_scheduler" not in config
+
+
+def test_eagle3_one_model_can_be_left_out(spec_rendered):
+    config = engine(spec_rendered["eagle3_without_one_model"])
+    validate(config)
+    assert config["speculative_config"] == {
+        "decoding_type": "Eagle3",
+        "max_draft_len": 3,
+        "speculative_model_dir": "/models/yuhuili/EAGLE3-LLaMA3.3-Instruct-70B",
+    }
 
 
 def test_the_schema_rejects_what_tensorrt_llm_does_not_document():
