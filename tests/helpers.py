@@ -66,7 +66,7 @@ def free_ports(count: int, consecutive: bool = False) -> list[int]:
     if not consecutive:
         socks = []
         try:
-            for _ in range(count):
+            for _attempt in range(count):
                 s = socket.socket()
                 s.bind(("127.0.0.1", 0))
                 socks.append(s)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Build the offline tokenizer the local demo's mocker workers load.
 
 Dynamo's mocker answers with random token ids (seen between about 1,000 and

@@ -60,7 +60,7 @@ def test_both_frontends_serve_the_model(local_demo) -> None:
     for url in (local_demo.kv_url, local_demo.round_robin_url):
         served = [m["id"] for m in _get_json(f"{url}/v1/models")["data"]]
         assert local_demo.model in served, (url, served)
-        text, _ = _stream_chat(url, local_demo.model, "Explain KV cache aware routing in one line.")
+        text, _nvext = _stream_chat(url, local_demo.model, "Explain KV cache aware routing in one line.")
         # The offline tokenizer turns the mocker's token ids into words.
         assert len(text.split()) >= 5, repr(text)
 
@@ -68,15 +68,15 @@ def test_both_frontends_serve_the_model(local_demo) -> None:
 def test_round_robin_uses_every_replica(local_demo) -> None:
     workers = set()
     for i in range(4 * local_demo.replicas):
-        _, nvext = _stream_chat(local_demo.round_robin_url, local_demo.model, f"question number {i}")
+        _text, nvext = _stream_chat(local_demo.round_robin_url, local_demo.model, f"question number {i}")
         workers.add(nvext["worker_id"]["decode_worker_id"])
     assert len(workers) == local_demo.replicas, workers
 
 
 def test_kv_frontend_reuses_the_cache_of_a_conversation(local_demo) -> None:
     document = " ".join(f"section {i} describes routing tables and cache blocks" for i in range(200))
-    _, first = _stream_chat(local_demo.kv_url, local_demo.model, document)
-    _, again = _stream_chat(local_demo.kv_url, local_demo.model, document)
+    _text, first = _stream_chat(local_demo.kv_url, local_demo.model, document)
+    _text, again = _stream_chat(local_demo.kv_url, local_demo.model, document)
     assert again["worker_id"]["decode_worker_id"] == first["worker_id"]["decode_worker_id"]
     assert again["timing"]["kv_hit_rate"] > 0.9, again
 

@@ -49,7 +49,7 @@ def test_role_has_readme_and_platform_tasks(role: str) -> None:
 def test_site_chains_the_roles_in_order_with_their_tags() -> None:
     plays = _yaml(REPO / "site.yml")
     chain = [(r["role"], r["tags"]) for play in plays for r in play["roles"]]
-    assert [name for name, _ in chain] == [f"do_solutions.gtc_demo.{r}" for r in ROLES]
+    assert [name for name, _tags in chain] == [f"do_solutions.gtc_demo.{r}" for r in ROLES]
     for name, tags in chain:
         assert tags == [name.rsplit(".", 1)[1]]
 
