@@ -33,7 +33,8 @@ def test_the_role_started_it_and_printed_its_url(local_demo, loadgen) -> None:
     with urllib.request.urlopen(local_demo.loadgen_url + "/", timeout=10) as resp:
         assert "<canvas" in resp.read().decode()
     state = loadgen.get("/api/state")
-    assert state["settings"]["running"] is False  # the presenter presses Start
+    assert set(state["presets"]) >= {"idle", "booth", "busy", "stress"}
+    assert state["model"] == local_demo.model
 
 
 def test_short_run_in_each_routing_mode(loadgen) -> None:
