@@ -33,7 +33,7 @@ def test_ok_stream_and_request_shape():
 
 
 def test_multi_token_chunks():
-    res, _ = asyncio.run(_one("multi"))
+    res, _reqs = asyncio.run(_one("multi"))
     assert res.ok and res.completion_tokens == 8
     assert len(res.itl_samples_ms) == 7
 
@@ -47,14 +47,14 @@ def test_multi_token_chunks():
     ("empty", client.ERR_EMPTY),
 ])
 def test_faults_are_classified_not_raised(mode, kind):
-    res, _ = asyncio.run(_one(mode))
+    res, _reqs = asyncio.run(_one(mode))
     assert not res.ok
     assert res.error_kind == kind, res.error
     assert res.error
 
 
 def test_slow_server_times_out():
-    res, _ = asyncio.run(_one("slow", timeout_s=0.3))
+    res, _reqs = asyncio.run(_one("slow", timeout_s=0.3))
     assert not res.ok and res.error_kind == client.ERR_TIMEOUT
 
 

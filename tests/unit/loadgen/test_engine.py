@@ -39,7 +39,7 @@ def test_concurrency_routing_switch_and_stop():
             # The switch takes effect for conversations started from now on.
             engine.update({"routing": "round_robin"})
             before = len(srv.requests)
-            await _wait_for(lambda: sum(1 for m, _ in srv.requests[before:] if m == "ok_other") >= 10)
+            await _wait_for(lambda: sum(1 for mode, _body in srv.requests[before:] if mode == "ok_other") >= 10)
             await _wait_for(lambda: engine.active_by_routing() == {"kv": 0, "round_robin": 4})
             engine.update({"concurrency": 1})
             await _wait_for(lambda: sum(engine.active_by_routing().values()) == 1)
@@ -54,7 +54,7 @@ def test_concurrency_routing_switch_and_stop():
     assert any(r["turn"] >= 2 and r["n"] > 0 for r in by_turn["kv"])
     # Follow-ups resend the whole conversation: later prompts extend earlier ones.
     lengths = {}
-    for _, body in reqs:
+    for _mode, body in reqs:
         sys_prompt = body["messages"][0]["content"]
         lengths.setdefault(sys_prompt, []).append(len(body["messages"]))
     assert any(ls[:3] == [2, 4, 6][: len(ls[:3])] and len(ls) >= 2 for ls in lengths.values())
@@ -127,7 +127,7 @@ def test_rate_limiter_spaces_requests():
         lim = RateLimiter(50.0)
         loop = asyncio.get_running_loop()
         t0 = loop.time()
-        for _ in range(11):
+        for _i in range(11):
             await lim.acquire()
         return loop.time() - t0
     elapsed = asyncio.run(go())

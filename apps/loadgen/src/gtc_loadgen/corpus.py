@@ -83,7 +83,7 @@ def curate_text(doc_id: str, raw: str) -> Seed:
     body = "\n".join(lines).strip()
     sections = tuple(line[3:].strip() for line in lines if line.startswith("## "))
     counts = Counter(w.lower() for w in _WORD.findall(body) if w.lower() not in _STOP)
-    keywords = tuple(w for w, _ in counts.most_common(24))
+    keywords = tuple(word for word, _count in counts.most_common(24))
     if len(body.split()) < 50:
         raise CorpusError(f"document '{doc_id}' is too short to seed a conversation ({len(body.split())} words)")
     return Seed(id=doc_id, title=title, text=body, sections=sections, keywords=keywords)

@@ -161,7 +161,7 @@ class Engine:
         self.limiter.set_rate(rate)
         live = [cid for cid in self._convs if cid not in self._retire]
         # Grow: start new conversations (they pick the routing in force now).
-        for _ in range(target - len(live)):
+        for _slot in range(target - len(live)):
             self._spawn()
         # Shrink: retire the youngest first; each leaves after its current turn.
         if len(live) > target:

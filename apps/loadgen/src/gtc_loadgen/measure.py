@@ -101,7 +101,7 @@ class StreamRecord:
     # -- results -----------------------------------------------------------
     @property
     def text(self) -> str:
-        return "".join(text for _, text in self.content_chunks)
+        return "".join(text for _t, text in self.content_chunks)
 
     @property
     def complete(self) -> bool:
@@ -144,7 +144,7 @@ class StreamRecord:
         chunks = self.content_chunks
         if len(chunks) < 2:
             return []
-        counts = attribute_tokens([text for _, text in chunks], self.output_tokens())
+        counts = attribute_tokens([text for _t, text in chunks], self.output_tokens())
         samples: list[float] = []
         for i in range(1, len(chunks)):
             gap_ms = (chunks[i][0] - chunks[i - 1][0]) * 1000.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,7 +133,7 @@ def _coerce(key: str, raw: Any) -> Any:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key} must be a number between {lo:g} and {hi:g}, got {raw!r}") from None
-    if value != value or not lo <= value <= hi:  # NaN or out of range
+    if math.isnan(value) or not lo <= value <= hi:
         raise SettingsError(f"{key} must be between {lo:g} and {hi:g}, got {raw!r}")
     if key in INT_FIELDS:
         if value != int(value):

@@ -149,7 +149,7 @@ class Stats:
     def by_turn(self) -> dict[str, list[dict[str, Any]]]:
         """{routing: [{turn, n, ttft_p50, ttft_p90, cache_hit}]} for turns seen so far."""
         out: dict[str, list[dict[str, Any]]] = {}
-        turns = sorted({t for (_, t) in self.ttft} | {t for (_, t) in self.cache})
+        turns = sorted({t for (_r, t) in self.ttft} | {t for (_r, t) in self.cache})
         for routing in ("kv", "round_robin"):
             rows = []
             for t in turns:
