@@ -29,7 +29,8 @@ _STOP = frozenset(
     mean means might next once part place point rather really right said says seem seen shall
     show shows side small still take takes tell than thing things think three time times today
     turn turns upon used uses using want well went were whole whose word words work works year
-    years hundred thousand second seconds minute minutes people different another because though whether number numbers enough single eight four five seven three million billion""".split()
+    years hundred thousand second seconds minute minutes people different another because though
+    whether number numbers enough single eight four five seven three million billion""".split()
 )
 
 
