@@ -108,3 +108,37 @@ def test_writer_falls_back_fast_when_the_service_is_unreachable(seeds):
     assert (src, src2) == ("offline", "offline") and q == q2
     # The failed call switched the remote writer off for a while: one attempt, not two.
     assert w.remote_failed == 1 and w.offline == 2
+
+
+def test_writer_asks_the_remote_service_with_the_conversation(seeds):
+    from aiohttp import web
+
+    seen = []
+
+    async def handler(request):
+        seen.append((request.headers.get("Authorization"), await request.json()))
+        return web.json_response({"choices": [{"message": {"content": ' "Which worker held the cache?" '}}]})
+
+    async def go():
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as session:
+                w = FollowupWriter(session, base_url=f"http://127.0.0.1:{port}/v1", model="small", api_key="k-test")
+                history = [Exchange("What is prefill?", "prefill processes the whole prompt at once")]
+                return w, await w.write(seeds[0], history, "c1")
+        finally:
+            await runner.cleanup()
+
+    w, (question, source) = asyncio.run(go())
+    assert (question, source) == ("Which worker held the cache?", "remote") and w.remote_ok == 1
+    auth, body = seen[0]
+    assert auth == "Bearer k-test" and body["model"] == "small"
+    prompt = body["messages"][-1]["content"]
+    # The service sees the conversation so far, so its question can follow it.
+    assert "prefill processes the whole prompt at once" in prompt and seeds[0].title in prompt
