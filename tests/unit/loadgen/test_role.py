@@ -99,3 +99,27 @@ def test_images_playbook_stops_cleanly_without_a_docker_engine():
     assert re.search(r"gtc-demo-loadgen:\d{8}-[0-9a-f]{7,}", run.stdout)
     assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", run.stdout)
     assert "Build the load generator's image" not in run.stdout
+
+
+def test_source_sync_is_idempotent_and_skips_build_leftovers(tmp_path):
+    script = ROLE / "files" / "sync_tree.py"
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "pkg" / "__pycache__").mkdir(parents=True)
+    (src / "pkg" / "a.py").write_text("A = 1\n")
+    (src / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
+    (src / "pkg.egg-info").mkdir()
+    (src / "pkg.egg-info" / "PKG-INFO").write_text("x")
+
+    def sync(*extra):
+        out = subprocess.run([sys.executable, str(script), str(src), str(dest), *extra],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    assert sync("--check") == {"changed": True, "files": ["pkg/a.py"]} and not dest.exists()
+    assert sync() == {"changed": True, "files": ["pkg/a.py"]}
+    assert sync() == {"changed": False, "files": []}  # a second run changes nothing
+    assert not (dest / "pkg" / "__pycache__").exists() and not (dest / "pkg.egg-info").exists()
+    (src / "pkg" / "a.py").write_text("A = 2\n")
+    (dest / "pkg" / "stale.py").write_text("")
+    assert sync() == {"changed": True, "files": ["pkg/a.py", "pkg/stale.py (removed)"]}
+    assert (dest / "pkg" / "a.py").read_text() == "A = 2\n" and not (dest / "pkg" / "stale.py").exists()
