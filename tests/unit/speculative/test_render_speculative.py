@@ -160,3 +160,9 @@ def test_the_served_models_jobs_keep_their_names(spec_rendered):
                 if j["metadata"]["annotations"]["gtc-demo/model"] == served]
 
     assert served_names("none") == served_names("draft")
+
+
+def test_each_mode_redeploys_the_workers(spec_rendered):
+    """The engine config is part of the graph's rollout id: switching the mode rolls the workers."""
+    ids = {name: (root / "rollout_id").read_text().strip() for name, root in spec_rendered.items()}
+    assert all(ids.values()) and len(set(ids.values())) == len(ids), ids
