@@ -48,10 +48,17 @@ def test_role_has_readme_and_platform_tasks(role: str) -> None:
 
 def test_site_chains_the_roles_in_order_with_their_tags() -> None:
     plays = _yaml(REPO / "site.yml")
-    chain = [(r["role"], r["tags"]) for play in plays for r in play["roles"]]
+    chain = [(r["role"], r["tags"]) for play in plays for r in play.get("roles", [])]
     assert [name for name, _tags in chain] == [f"do_solutions.gtc_demo.{r}" for r in ROLES]
     for name, tags in chain:
         assert tags == [name.rsplit(".", 1)[1]]
+
+
+def test_site_checks_every_role_before_changing_anything() -> None:
+    preflight = _yaml(REPO / "site.yml")[0]
+    assert preflight["tags"] == ["always"]
+    checked = preflight["tasks"][0]["loop"]
+    assert checked == [r for r in ROLES if r != "loadgen"]
 
 
 def test_teardown_goes_in_reverse_order() -> None:
