@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, PlaybookRun, free_ports, run_playbook
+import os
+import signal
+import time
+
+from helpers import REPO, PlaybookRun, free_ports, processes_mentioning, run_playbook
 
 MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
 REPLICAS = 2
@@ -79,13 +83,32 @@ def local_demo() -> Iterator[LocalDemo]:
     demo.first_run = demo.playbook("site.yml")
     if demo.first_run.returncode != 0:
         demo.playbook("playbooks/teardown.yml")
+        _kill_leftovers(home)
         pytest.fail(f"site.yml -i inventories/local failed:\n{demo.first_run.output[-6000:]}")
     yield demo
     # The teardown test normally did this already; make sure nothing is left
     # running even when it was not selected or failed half-way.
     if home.exists():
         demo.playbook("playbooks/teardown.yml")
+        _kill_leftovers(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _kill_leftovers(home: Path) -> None:
+    """Last resort after a failed run: no process of this test demo may outlive the session.
+
+    The teardown test asserts that teardown alone leaves nothing; this only
+    keeps a broken run from leaving a supervisord behind for the next one.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = [int(line.split(":", 1)[0]) for line in processes_mentioning(str(home))]
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if pids:
+            time.sleep(3)
 
 
 @pytest.fixture(scope="session")
