@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Any
@@ -22,7 +23,15 @@ NAMESPACES = ["gtc-demo", "dynamo-system", "monitoring", "keda", "cert-manager",
 
 
 def snapshot(cluster) -> dict[str, str]:
-    """resourceVersion of every object the roles manage (and Helm's release secrets)."""
+    """A digest of every object the roles manage (and Helm's release secrets).
+
+    The digest covers the whole object but its status and the bookkeeping the
+    API server changes on any write (resourceVersion, managedFields): a change
+    of spec, data, labels or annotations shows, a controller's status update
+    does not. (A bare resourceVersion is too strict: re-applying an unchanged
+    Gateway once makes the API server store it again, byte-for-byte the same
+    content, under a new resourceVersion.)
+    """
     from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
 
     dyn = dynamic.DynamicClient(cluster.api_client())
@@ -43,7 +52,12 @@ def snapshot(cluster) -> dict[str, str]:
                 meta = item.metadata
                 if kind == "Namespace" and meta.name not in NAMESPACES:
                     continue
-                state[f"{kind}/{meta.namespace or ''}/{meta.name}"] = meta.resourceVersion
+                body = item.to_dict()
+                body.pop("status", None)
+                for key in ("resourceVersion", "managedFields"):
+                    body["metadata"].pop(key, None)
+                digest = hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+                state[f"{kind}/{meta.namespace or ''}/{meta.name}"] = digest
     return state
 
 
