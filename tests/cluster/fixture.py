@@ -175,6 +175,23 @@ def default_nodes() -> list[dict[str, Any]]:
 # The cluster
 
 
+PROMETHEUS_RULE_STAND_IN: dict[str, Any] = {
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
+    "metadata": {"name": "prometheusrules.monitoring.coreos.com"},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "names": {"kind": "PrometheusRule", "listKind": "PrometheusRuleList", "plural": "prometheusrules",
+                  "singular": "prometheusrule"},
+        "scope": "Namespaced",
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+            "type": "object",
+            "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        }}}],
+    },
+}
+
+
 class Cluster:
     """A running test cluster and helpers to shape it."""
 
@@ -350,6 +367,15 @@ class Cluster:
                         name, doc, field_manager="gtc-demo-tests", force=True,
                         _content_type="application/apply-patch+yaml", _preload_content=False)
                     names.append(name)
+        if any(p.name == "prometheus-operator" for p in folders):
+            # ../shared holds no PrometheusRule definition; in a real cluster
+            # kube-prometheus-stack brings it. A stand-in that accepts any spec
+            # lets the roles apply their recording rules here (promtool and a
+            # real Prometheus check the rules themselves).
+            ext.patch_custom_resource_definition(
+                PROMETHEUS_RULE_STAND_IN["metadata"]["name"], PROMETHEUS_RULE_STAND_IN,
+                field_manager="gtc-demo-tests", force=True, _content_type="application/apply-patch+yaml")
+            names.append(PROMETHEUS_RULE_STAND_IN["metadata"]["name"])
         self._wait_established(names, timeout)
         return names
 
