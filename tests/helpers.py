@@ -1,6 +1,7 @@
 """Shared helpers for the test suite: running playbooks and finding free ports."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -103,3 +104,19 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{proc.name}: {cmdline.strip()}")
     return found
+
+
+def cluster_support():
+    """tests/cluster/fixture.py, imported once under one module name.
+
+    Every user gets the same module object, so the session's test cluster
+    (its `k8s_cluster` fixture) starts once however many test folders use it.
+    """
+    name = "gtc_demo_test_cluster"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "cluster" / "fixture.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

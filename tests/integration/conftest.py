@@ -21,9 +21,15 @@ import os
 import signal
 import time
 
-from helpers import REPO, PlaybookRun, free_ports, processes_mentioning, run_playbook
+import uuid
+
+from helpers import REPO, PlaybookRun, cluster_support, free_ports, processes_mentioning, run_playbook
 
 MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
+
+# The real control plane with kwok DOKS nodes (tests/cluster), shared by every
+# test folder that asks for it; started once per session.
+k8s_cluster = cluster_support().k8s_cluster
 REPLICAS = 2
 
 
@@ -114,3 +120,11 @@ def _kill_leftovers(home: Path) -> None:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def pool_name(k8s_cluster):
+    """A node pool of this test's own; its nodes are deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:6]}"
+    yield name
+    k8s_cluster.delete_test_nodes(owner=name)

@@ -1,14 +1,11 @@
 """Fixtures for the tests against the test cluster (tests/cluster).
 
-``k8s_cluster`` (session scope) is defined in tests/cluster/fixture.py and
-imported here; any other conftest can import it the same way (through
-``load_cluster_fixture``), and the cluster still starts only once per pytest
-process, however many conftests use it.
+``k8s_cluster`` (session scope, tests/cluster/fixture.py) and ``pool_name``
+come from tests/integration/conftest.py, shared with every other folder.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,29 +17,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 MODULE = "ansible_collections.do_solutions.gtc_demo.plugins.modules.wait_for_gpu_nodes"
-
-
-def load_cluster_fixture():
-    """Import tests/cluster/fixture.py once, under one name, for every conftest."""
-    name = "gtc_demo_test_cluster"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "cluster" / "fixture.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-cluster_fixture = load_cluster_fixture()
-k8s_cluster = cluster_fixture.k8s_cluster
-
-
-@pytest.fixture
-def pool_name(k8s_cluster):
-    """A node pool name of this test's own; its nodes are deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex[:6]}"
-    yield name
-    k8s_cluster.delete_test_nodes(owner=name)
 
 
 class ModuleRun:

@@ -9,7 +9,6 @@ test_dashboard_live.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -20,26 +19,15 @@ from typing import Any
 
 import pytest
 
+from helpers import cluster_support
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("apply_monitoring.yml")
 
 
-def _load_cluster_fixture():
-    """tests/cluster/fixture.py under the one module name every conftest uses (one cluster per run)."""
-    name = "gtc_demo_test_cluster"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "cluster" / "fixture.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-k8s_cluster = _load_cluster_fixture().k8s_cluster
-
-STAND_IN_RULE_CRD = _load_cluster_fixture().PROMETHEUS_RULE_STAND_IN
+STAND_IN_RULE_CRD = cluster_support().PROMETHEUS_RULE_STAND_IN
 
 
 def _playbook(cluster: Any, *extra: str) -> tuple[int, str]:

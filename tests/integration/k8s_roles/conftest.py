@@ -14,14 +14,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,29 +31,6 @@ from stack2_helpers import SECRET_ENV  # type: ignore[import-not-found]
 
 REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-
-
-def load_cluster_fixture():
-    """Import tests/cluster/fixture.py once, under the name the other cluster conftests use."""
-    name = "gtc_demo_test_cluster"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "cluster" / "fixture.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-cluster_fixture = load_cluster_fixture()
-k8s_cluster = cluster_fixture.k8s_cluster
-
-
-@pytest.fixture
-def pool_name(k8s_cluster):
-    """A node pool of this test's own; its nodes are deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex[:6]}"
-    yield name
-    k8s_cluster.delete_test_nodes(owner=name)
 
 
 # --------------------------------------------------------------------------
