@@ -18,12 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import artifacts
 import jsonschema
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[3]
-CRD_DIR = REPO.parent / "shared" / "schemas" / "crds" / "prometheus-operator"
+CRD_DIR = artifacts.resolve_dir("schemas/crds/prometheus-operator")
 PLAYBOOK = Path(__file__).with_name("render_monitoring.yml")
 ROUTING_POD_LABEL = "gtc-demo.digitalocean.solutions/routing"
 
