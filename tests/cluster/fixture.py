@@ -11,6 +11,12 @@ paths are given for every component, so kwokctl downloads nothing). The nodes
 are API objects that the kwok controller keeps Ready, so the scheduler, the
 taint manager and the node lifecycle controller all act on them for real.
 
+A second, independent cluster (the rehearsal's: see ``rehearsal_cluster``)
+takes its name and folder as parameters and a loopback-only network
+(``Network.loopback``): Service ClusterIPs, pod IPs and node IPs all in
+127.0.0.0/8, so whatever kube-apiserver dials (webhooks, aggregated APIs)
+stays on this machine.
+
 Layout of ``$GTC_TEST_CLUSTER_DIR`` (default ``~/.cache/gtc-demo/cluster``):
 ``kubeconfig`` (cluster-admin, context ``kwok-<name>``), ``kwok/`` (kwokctl's
 work dir: PKI, logs, pid files), ``cluster.json`` (what ``up`` made).
@@ -20,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import ipaddress
 import json
 import os
 import signal
@@ -28,6 +36,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -67,6 +76,72 @@ def shared_dir() -> Path:
 
 def crds_dir() -> Path:
     return shared_dir() / "schemas" / "crds"
+
+
+# --------------------------------------------------------------------------
+# The cluster's network
+
+
+@dataclass(frozen=True)
+class Network:
+    """Address ranges of a cluster; ``None`` keeps the component's default.
+
+    The default test cluster keeps the defaults (kube-apiserver's Service
+    range 10.0.0.0/24, kwok's pod range 10.0.0.0/24): nothing there calls
+    a webhook or an aggregated API. ``Network.loopback`` puts all three in
+    127.0.0.0/8 for a cluster that runs real charts, whose webhooks and
+    APIServices make kube-apiserver dial Service ClusterIPs.
+    """
+
+    service_cidr: str | None = None   # kube-apiserver and controller-manager --service-cluster-ip-range
+    pod_cidr: str | None = None       # controller-manager --cluster-cidr (a /24 per node) and kwok --cidr
+    node_ip: str | None = None        # kwok --node-ip: the InternalIP of a node that has none
+    node_cidr_mask: int = 24
+
+    @classmethod
+    def loopback(cls, name: str) -> "Network":
+        """Loopback ranges for the cluster ``name``, distinct per name.
+
+        Services in 127.<n>.0.0/16, pods in 127.<n+1>.0.0/17 (one /24 per
+        node, as DOKS gives each node a podCIDR), the node IP 127.<n+1>.255.254.
+        ``n`` comes from the name, so two clusters (the lead's rehearsal and
+        a helper's) do not hand out the same addresses to stand-ins that
+        listen on them. 127.0.0.0/16 (everyone's 127.0.0.1) is never used.
+        """
+        n = 10 + 2 * (int(hashlib.sha256(name.encode()).hexdigest(), 16) % 100)
+        return cls(service_cidr=f"127.{n}.0.0/16", pod_cidr=f"127.{n + 1}.0.0/17",
+                   node_ip=f"127.{n + 1}.255.254")
+
+    def is_loopback(self) -> bool:
+        ranges = [self.service_cidr, self.pod_cidr, f"{self.node_ip}/32" if self.node_ip else None]
+        return all(r is not None and ipaddress.ip_network(r).subnet_of(LOOPBACK) for r in ranges)
+
+    def component_args(self) -> dict[str, list[tuple[str, str]]]:
+        """Extra flags per control plane component that set these ranges."""
+        args: dict[str, list[tuple[str, str]]] = {}
+        if self.service_cidr:
+            # kube-apiserver allocates ClusterIPs from it; the controller
+            # manager keeps node pod ranges clear of it.
+            args.setdefault("kube-apiserver", []).append(("service-cluster-ip-range", self.service_cidr))
+            args.setdefault("kube-controller-manager", []).append(("service-cluster-ip-range", self.service_cidr))
+        if self.pod_cidr:
+            # The node IPAM controller gives each node spec.podCIDR(s) from
+            # the cluster range; kwok takes pod IPs from the node's podCIDRs
+            # and falls back to --cidr (kwok v0.8.0
+            # pkg/kwok/controllers/pod_controller.go, funcPodIPWith).
+            args.setdefault("kube-controller-manager", []).extend([
+                ("allocate-node-cidrs", "true"), ("cluster-cidr", self.pod_cidr),
+                ("node-cidr-mask-size", str(self.node_cidr_mask))])
+            args.setdefault("kwok-controller", []).append(("cidr", self.pod_cidr))
+        if self.node_ip:
+            # kwok's node-initialize stage adds this InternalIP to a node that
+            # has none (kwok v0.8.0 kustomize/stage/node/fast/node-initialize.yaml);
+            # hostNetwork pods take the node's IP.
+            args.setdefault("kwok-controller", []).append(("node-ip", self.node_ip))
+        return args
+
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 
 def log(message: str) -> None:
@@ -195,10 +270,11 @@ PROMETHEUS_RULE_STAND_IN: dict[str, Any] = {
 class Cluster:
     """A running test cluster and helpers to shape it."""
 
-    def __init__(self, directory: Path, bin_dir: Path, name: str) -> None:
+    def __init__(self, directory: Path, bin_dir: Path, name: str, network: Network | None = None) -> None:
         self.dir = directory
         self.bin_dir = bin_dir
         self.name = name
+        self.network = network or Network()
         self.kubeconfig = directory / "kubeconfig"
         self.context = f"kwok-{name}"
         self._api: Any = None
@@ -408,9 +484,9 @@ def _kwok_env(directory: Path) -> dict[str, str]:
 
 
 def _kwokctl(bin_dir: Path, directory: Path, *args: str, check: bool = True,
-             timeout: float = 300) -> subprocess.CompletedProcess[str]:
+             timeout: float = 300, name: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(bin_dir / "kwokctl"), "--name", cluster_name(), *args],
+        [str(bin_dir / "kwokctl"), "--name", name or cluster_name(), *args],
         env=_kwok_env(directory), check=check, text=True, timeout=timeout,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
@@ -420,7 +496,7 @@ def _state_file(directory: Path) -> Path:
     return directory / "cluster.json"
 
 
-def _healthy(directory: Path) -> bool:
+def _healthy(directory: Path, name: str | None = None) -> bool:
     """True when the kubeconfig in ``directory`` reaches a live API server."""
     kubeconfig = directory / "kubeconfig"
     if not kubeconfig.exists():
@@ -428,7 +504,7 @@ def _healthy(directory: Path) -> bool:
     try:
         from kubernetes import client, config  # pylint: disable=import-outside-toplevel
 
-        api = config.new_client_from_config(config_file=str(kubeconfig), context=f"kwok-{cluster_name()}")
+        api = config.new_client_from_config(config_file=str(kubeconfig), context=f"kwok-{name or cluster_name()}")
         api.configuration.retries = 0
         client.VersionApi(api).get_code(_request_timeout=3)
         return True
@@ -454,23 +530,34 @@ def _wait_api(cluster: Cluster, timeout: float = 180) -> None:
     raise TimeoutError(f"the API server was not usable after {timeout}s: {last}")
 
 
-def up(*, crds: Iterable[str] | None = None, nodes: bool = True) -> Cluster:
+def up(*, crds: Iterable[str] | None = None, nodes: bool = True, name: str | None = None,
+       directory: Path | str | None = None, network: Network | None = None) -> Cluster:
     """Start the cluster if it is not running, create the DOKS nodes; return it.
 
     Idempotent: a healthy running cluster is reused (its nodes re-applied).
     ``crds``: CRD folder names under ../shared/schemas/crds to apply
-    (``["all"]`` for every folder).
+    (``["all"]`` for every folder; ``None`` for none, as a fresh DOKS cluster).
+    ``name``/``directory`` default to $GTC_TEST_CLUSTER_NAME/$GTC_TEST_CLUSTER_DIR;
+    ``network`` (e.g. ``Network.loopback(name)``) to the components' defaults.
+    A reused cluster keeps the network it was started with (cluster.json);
+    asking for another one is an error, not a silent mismatch.
     """
-    directory = cluster_dir()
+    name = name or cluster_name()
+    directory = Path(directory).expanduser() if directory else cluster_dir()
     directory.mkdir(parents=True, exist_ok=True)
+    network = network or Network()
     bin_dir = build_binaries()
-    cluster = Cluster(directory, bin_dir, cluster_name())
+    cluster = Cluster(directory, bin_dir, name, network)
     started = time.monotonic()
-    if _healthy(directory):
+    if _healthy(directory, name):
         log(f"reusing the running cluster in {directory}")
+        running = _read_network(directory)
+        if running is not None and running != network:
+            raise RuntimeError(f"the cluster in {directory} runs with {running}, not {network}: "
+                               "bring it down first (tests/cluster/down)")
     else:
         # Leftovers of a crashed run (stale pid files, a dead etcd) go first.
-        _stop(bin_dir, directory)
+        _stop(bin_dir, directory, name)
         log(f"starting the control plane ({cluster.name}) in {directory}")
         args = [
             "create", "cluster", "--runtime", "binary",
@@ -481,18 +568,23 @@ def up(*, crds: Iterable[str] | None = None, nodes: bool = True) -> Cluster:
             "--kube-scheduler-binary", str(bin_dir / "kube-scheduler"),
             "--kwok-controller-binary", str(bin_dir / "kwok"),
             "--kube-authorization", "--quiet-pull", "--wait", "3m",
-            # kwok manages only the nodes labelled for it (see KWOK_LABEL).
-            "--extra-args", "kwok-controller=manage-all-nodes=false",
-            "--extra-args", f"kwok-controller=manage-nodes-with-label-selector={KWOK_LABEL}=fake",
-            # Loopback only: nothing of the test cluster listens on other addresses.
-            "--extra-args", "kube-apiserver=bind-address=127.0.0.1",
-            "--extra-args", "kube-controller-manager=bind-address=127.0.0.1",
-            "--extra-args", "kube-scheduler=bind-address=127.0.0.1",
         ]
-        result = _kwokctl(bin_dir, directory, *args, check=False)
+        component_args: dict[str, list[tuple[str, str]]] = {
+            # kwok manages only the nodes labelled for it (see KWOK_LABEL).
+            "kwok-controller": [("manage-all-nodes", "false"),
+                                ("manage-nodes-with-label-selector", f"{KWOK_LABEL}=fake")],
+            # Loopback only: nothing of the test cluster listens on other addresses.
+            "kube-apiserver": [("bind-address", "127.0.0.1")],
+            "kube-controller-manager": [("bind-address", "127.0.0.1")],
+            "kube-scheduler": [("bind-address", "127.0.0.1")],
+        }
+        for component, extra in network.component_args().items():
+            component_args.setdefault(component, []).extend(extra)
+        patches = _write_component_patches(directory, component_args)
+        result = _kwokctl(bin_dir, directory, "--config", str(patches), *args, check=False, name=name)
         if result.returncode != 0:
             log(result.stdout)
-            _stop(bin_dir, directory)
+            _stop(bin_dir, directory, name)
             raise RuntimeError(f"kwokctl create cluster failed ({result.returncode}); output above")
     _wait_api(cluster)
     log(f"API ready at {cluster.server()} after {time.monotonic() - started:.1f}s")
@@ -506,8 +598,39 @@ def up(*, crds: Iterable[str] | None = None, nodes: bool = True) -> Cluster:
     _state_file(directory).write_text(json.dumps({
         "name": cluster.name, "kubeconfig": str(cluster.kubeconfig), "context": cluster.context,
         "server": cluster.server(), "bin_dir": str(bin_dir),
+        "network": {k: v for k, v in vars(network).items()},
     }, indent=2) + "\n")
     return cluster
+
+
+def _write_component_patches(directory: Path, component_args: dict[str, list[tuple[str, str]]]) -> Path:
+    """A kwokctl configuration with one patch (extra flags) per component.
+
+    Not ``--extra-args``: kwokctl v0.8.0 files a second component's later
+    flags under the wrong component when the first has several (it keys its
+    index by the flag's position; pkg/kwokctl/cmd/create/cluster/cluster.go,
+    mutationComponentPatches), and applies only the first patch it finds for
+    a component (pkg/kwokctl/runtime/util.go, ApplyComponentPatches).
+    """
+    import yaml  # pylint: disable=import-outside-toplevel
+
+    path = directory / "kwokctl-patches.yaml"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "componentsPatches": [
+            {"name": component, "extraArgs": [{"key": k, "value": v} for k, v in extra]}
+            for component, extra in component_args.items()
+        ],
+    }, sort_keys=False))
+    return path
+
+
+def _read_network(directory: Path) -> Network | None:
+    state = _state_file(directory)
+    if not state.exists():
+        return None
+    return Network(**json.loads(state.read_text()).get("network", {}))
 
 
 def _our_pids(directory: Path) -> list[int]:
@@ -526,10 +649,10 @@ def _our_pids(directory: Path) -> list[int]:
     return pids
 
 
-def _stop(bin_dir: Path | None, directory: Path) -> None:
+def _stop(bin_dir: Path | None, directory: Path, name: str | None = None) -> None:
     if bin_dir is not None and (bin_dir / "kwokctl").exists() and (directory / "kwok").exists():
         with contextlib.suppress(subprocess.TimeoutExpired):
-            _kwokctl(bin_dir, directory, "delete", "cluster", check=False, timeout=120)
+            _kwokctl(bin_dir, directory, "delete", "cluster", check=False, timeout=120, name=name)
     # Whatever kwokctl left (a crashed create leaves no record of some pids).
     for sig in (signal.SIGTERM, signal.SIGKILL):
         pids = _our_pids(directory)
@@ -546,17 +669,19 @@ def _stop(bin_dir: Path | None, directory: Path) -> None:
         raise RuntimeError(f"processes still running after down: {left}")
 
 
-def down() -> None:
+def down(name: str | None = None, directory: Path | str | None = None) -> None:
     """Stop every process of the cluster and remove its folder's state."""
-    directory = cluster_dir()
+    directory = Path(directory).expanduser() if directory else cluster_dir()
     bin_dir = None
     state = _state_file(directory)
     if state.exists():
-        bin_dir = Path(json.loads(state.read_text())["bin_dir"])
+        info = json.loads(state.read_text())
+        bin_dir = Path(info["bin_dir"])
+        name = name or info.get("name")
     else:
         with contextlib.suppress(subprocess.CalledProcessError):
             bin_dir = build_binaries()
-    _stop(bin_dir, directory)
+    _stop(bin_dir, directory, name)
     for name in ("kubeconfig", "cluster.json"):
         with contextlib.suppress(FileNotFoundError):
             (directory / name).unlink()
@@ -595,6 +720,31 @@ def session_cluster() -> Iterator[Cluster]:
             _SESSION["cluster"] = None
 
 
+@contextlib.contextmanager
+def rehearsal_cluster(name: str = "gtc-rehearsal", directory: Path | str | None = None, *,
+                      crds: Iterable[str] | None = None, nodes: bool = False,
+                      keep: bool | None = None) -> Iterator[Cluster]:
+    """A second, independent cluster shaped like a fresh DOKS one, for the rehearsal.
+
+    Its own name and folder (default ``/tmp/<name>-cluster``), so it never
+    touches the default test cluster; a loopback-only network
+    (``Network.loopback(name)``); no CRDs of ours (a fresh DOKS cluster has
+    none: the charts bring theirs); no nodes unless ``nodes`` (the fake
+    cloud creates them as pools come up). Stopped at the end unless it was
+    already running, or ``keep`` (default: $GTC_TEST_CLUSTER_KEEP=1).
+    """
+    directory = Path(directory).expanduser() if directory else Path(f"/tmp/{name}-cluster")
+    started_here = not _healthy(directory, name)
+    cluster = up(crds=crds, nodes=nodes, name=name, directory=directory, network=Network.loopback(name))
+    try:
+        yield cluster
+    finally:
+        if keep is None:
+            keep = os.environ.get("GTC_TEST_CLUSTER_KEEP") == "1"
+        if started_here and not keep:
+            down(name, directory)
+
+
 try:
     import pytest
 except ImportError:  # the command line does not need pytest
@@ -620,6 +770,8 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--crds", nargs="*", metavar="FOLDER",
                       help="apply CRDs from ../shared/schemas/crds: folder names, or none for all")
     p_up.add_argument("--no-nodes", action="store_true", help="do not create the DOKS nodes")
+    p_up.add_argument("--loopback", action="store_true",
+                      help="Service, pod and node IPs in 127.0.0.0/8 (Network.loopback): for real charts' webhooks")
     sub.add_parser("down", help="stop the cluster; no process is left")
     sub.add_parser("status", help="exit 0 if the cluster answers")
     p_crds = sub.add_parser("crds", help="apply CRDs to the running cluster")
@@ -638,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         crds = None if args.crds is None else (args.crds or ["all"])
-        cluster = up(crds=crds, nodes=not args.no_nodes)
+        cluster = up(crds=crds, nodes=not args.no_nodes,
+                     network=Network.loopback(cluster_name()) if args.loopback else None)
         print(cluster.kubeconfig)
     elif args.command == "down":
         down()
