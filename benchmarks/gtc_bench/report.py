@@ -9,6 +9,16 @@ from typing import Any, Callable, Iterable
 BOOTH_CELL = (("gpu", "h200"), ("context", "4k"), ("load", 16))  # a tuple: safe as a default
 
 
+def _profile_source(gpu: str) -> str:
+    """Where the profile's timings come from (measured kernels or the roofline)."""
+    import sys  # pylint: disable=import-outside-toplevel
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "files" / "perf_profile"))
+    import llama_perf_profile as perf  # pylint: disable=import-outside-toplevel
+
+    return perf.build_profile(gpu, 2).source
+
+
 def _f(x: float | None, digits: int = 0) -> str:
     if x is None:
         return "–"
@@ -53,7 +63,7 @@ def probe_md(cells: list[dict]) -> str:
            "of the prompt served from cache.\n"]
     for gpu in dict.fromkeys(c["settings"]["gpu"] for c in cells):
         label = ("the mocker's built-in timing, 16,384 blocks per replica (the probe's setting)"
-                 if gpu == "mocker-default" else f"Llama 3.1 70B FP8 profile on {gpu.upper()} (files/perf_profile)")
+                 if gpu == "mocker-default" else f"Llama 3.1 70B FP8 profile on {gpu.upper()} (files/perf_profile: {_profile_source(gpu)})")
         out.append(f"\n### {label}\n\n")
         rows = []
         for topo in dict.fromkeys(c["settings"]["topology"] for c in cells):

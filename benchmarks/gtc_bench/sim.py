@@ -83,15 +83,21 @@ class EngineSpec:
     gpu: str | None = "h200"  # None: the mocker's built-in polynomial timing
     num_gpu_blocks: int | None = None  # None: from the profile (or 16384 without one)
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gtc-bench-profiles")
+    # llama_perf_profile's source: "auto" = the measured H200 kernels (H100 derived), "roofline" = the fallback
+    source: str = "auto"
 
     def engine_args(self, tp: int) -> dict:
         engine: dict[str, Any] = {"block_size": perf.BLOCK_SIZE, "backend": "trtllm", "worker_type": "aggregated"}
         blocks = self.num_gpu_blocks
         if self.gpu:
-            npz = self.profile_dir / f"llama31-70b-fp8-{self.gpu}-tp{tp}.npz"
-            profile = perf.build_profile(self.gpu, tp)
-            if not npz.exists():
-                perf.write_npz(profile, npz)
+            profile = perf.build_profile(self.gpu, tp, self.source)
+            kind = "roofline" if profile.source == "roofline" else "measured"
+            npz = self.profile_dir / f"llama31-70b-fp8-{self.gpu}-tp{tp}-{kind}.npz"
+            # always rewritten (a file left by an older profile must not be reused), atomically
+            # (parallel sweep cells write the same file)
+            tmp = npz.with_name(f"{npz.name}.{os.getpid()}.tmp")
+            perf.write_npz(profile, tmp)
+            os.replace(tmp, npz)
             engine["timing_model"] = {"type": "external", "provider": "dynamo_profile", "config": {"path": str(npz)}}
             blocks = blocks or profile.capacity.num_gpu_blocks
         engine["num_gpu_blocks"] = blocks or 16384

@@ -12,8 +12,15 @@ five arrays:
   (2-D, ``[kv_idx, ctx_idx]``): one decode step for a batch holding that many KV tokens at
   that mean context length (batch size = kv / ctx).
 
-The numbers below are a first-principles roofline model, not a measurement. Every input is a
-named constant with its source; ``ASSUMPTIONS`` lists them for the benchmark report.
+Two sources of timing (``--source``):
+
+* ``measured`` (the default where a measurement exists: H200, and H100 derived from it): the
+  per-layer kernels timed on a GPU by ``measure.py``, committed as ``data/<gpu>-layer-timings.json``
+  and turned into tables by ``measured.py`` (all-reduce modelled; see there);
+* ``roofline``: a first-principles model with assumed efficiencies, the documented fallback. Every
+  input is a named constant with its source; ``ASSUMPTIONS`` lists them for the benchmark report.
+
+KV capacity is arithmetic either way.
 
 Model (Llama 3.1 70B, ``config.json`` of meta-llama/Llama-3.1-70B-Instruct): 80 layers,
 hidden 8192, 64 query heads, 8 KV heads, head dim 128, ~70.6e9 parameters.
@@ -21,15 +28,20 @@ KV bytes per token at FP8 = 2 (K and V) x 80 x 8 x 128 x 1 B = 163,840 B.
 
 Usage:
     llama_perf_profile.py --gpu h200 --tp 4 --out profile.npz   # prints a JSON summary
-Function API: ``build_profile(gpu, tp)`` -> ``PerfProfile``; ``write_npz(profile, path)``;
+    llama_perf_profile.py --gpu h200 --tp 4 --source roofline   # the fallback model
+Function API: ``build_profile(gpu, tp, source="auto")`` -> ``PerfProfile``; ``write_npz(profile, path)``;
 ``kv_capacity(gpu, tp)`` -> ``KvCapacity`` (``num_gpu_blocks`` at block size 32).
+Standard library only (``write_npz`` writes the NPY format itself).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import struct
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,6 +146,7 @@ class PerfProfile:
     decode_active_kv_tokens: list[float] = field(repr=False)
     decode_context_length: list[float] = field(repr=False)
     decode_itl: list[list[float]] = field(repr=False)
+    source: str = "roofline"
 
 
 def _gpu(gpu: str) -> Gpu:
@@ -162,8 +175,47 @@ def kv_capacity(gpu: str, tp: int) -> KvCapacity:
     return KvCapacity(g.name, tp, weights, pool, tokens, tokens // BLOCK_SIZE)
 
 
-def prefill_ms(gpu: str, tp: int, tokens: float) -> float:
-    """Milliseconds for one prefill pass over ``tokens`` new tokens (starting at position 0)."""
+SOURCES = ("auto", "measured", "roofline")
+
+
+def _measured(gpu: str, source: str, timings=None):
+    """The measured model for ``gpu`` (source auto/measured), or None for the roofline."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source == "roofline":
+        return None
+    import measured  # pylint: disable=import-outside-toplevel  (same folder; imports this module)
+
+    model = measured.model_for(gpu, timings)
+    if model is None and source == "measured":
+        raise ValueError(f"no measured timings for {gpu!r} (have {sorted(measured.SOURCE_OF)})")
+    return model
+
+
+def prefill_ms(gpu: str, tp: int, tokens: float, source: str = "auto", timings=None) -> float:
+    """Milliseconds for one prefill pass over ``tokens`` new tokens: measured where there is a
+    measurement for ``gpu`` (``source="auto"``), else the roofline."""
+    _gpu(gpu)
+    _check_tp(tp)
+    model = _measured(gpu, source, timings)
+    if model is not None:
+        return model.prefill_ms(gpu.lower(), tp, tokens)
+    return roofline_prefill_ms(gpu, tp, tokens)
+
+
+def decode_itl_ms(gpu: str, tp: int, active_kv_tokens: float, context_length: float,
+                  source: str = "auto", timings=None) -> float:
+    """Milliseconds for one decode step of a batch holding ``active_kv_tokens`` KV tokens."""
+    _gpu(gpu)
+    _check_tp(tp)
+    model = _measured(gpu, source, timings)
+    if model is not None:
+        return model.decode_itl_ms(gpu.lower(), tp, active_kv_tokens, context_length)
+    return roofline_decode_itl_ms(gpu, tp, active_kv_tokens, context_length)
+
+
+def roofline_prefill_ms(gpu: str, tp: int, tokens: float) -> float:
+    """Roofline: milliseconds for one prefill pass over ``tokens`` new tokens (starting at position 0)."""
     g = _gpu(gpu)
     _check_tp(tp)
     n = max(0.0, float(tokens))
@@ -174,8 +226,8 @@ def prefill_ms(gpu: str, tp: int, tokens: float) -> float:
     return PREFILL_FIXED_MS + 1000.0 * flops / rate
 
 
-def decode_itl_ms(gpu: str, tp: int, active_kv_tokens: float, context_length: float) -> float:
-    """Milliseconds for one decode step of a batch holding ``active_kv_tokens`` KV tokens."""
+def roofline_decode_itl_ms(gpu: str, tp: int, active_kv_tokens: float, context_length: float) -> float:
+    """Roofline: milliseconds for one decode step of a batch holding ``active_kv_tokens`` KV tokens."""
     g = _gpu(gpu)
     _check_tp(tp)
     kv = max(0.0, float(active_kv_tokens))
@@ -186,37 +238,80 @@ def decode_itl_ms(gpu: str, tp: int, active_kv_tokens: float, context_length: fl
     return DECODE_FIXED_MS + comm_ms + 1000.0 * max(memory_s, compute_s)
 
 
-def _linspace(lo: float, hi: float, n: int) -> list[float]:
+def linspace(lo: float, hi: float, n: int) -> list[float]:
     return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
 
 
-def build_profile(gpu: str, tp: int) -> PerfProfile:
-    """The mocker tables for Llama 3.1 70B FP8 on ``tp`` x ``gpu`` (``h100`` or ``h200``)."""
+def build_profile(gpu: str, tp: int, source: str = "auto", timings=None) -> PerfProfile:
+    """The mocker tables for Llama 3.1 70B FP8 on ``tp`` x ``gpu`` (``h100`` or ``h200``):
+    measured timings where there are some (``source="auto"``), else the roofline."""
     cap = kv_capacity(gpu, tp)
-    isl = _linspace(0.0, PREFILL_GRID_MAX, PREFILL_GRID_POINTS)
-    ttft = [prefill_ms(gpu, tp, n) for n in isl]
-    kv_grid = _linspace(0.0, float(cap.kv_tokens), DECODE_GRID_POINTS)
-    ctx_grid = _linspace(1.0, float(DECODE_CONTEXT_MAX), DECODE_GRID_POINTS)
-    itl = [[decode_itl_ms(gpu, tp, kv, ctx) for ctx in ctx_grid] for kv in kv_grid]
-    return PerfProfile(gpu.lower(), tp, cap, isl, ttft, kv_grid, ctx_grid, itl)
+    model = _measured(gpu, source, timings)
+    if model is not None:
+        import measured  # pylint: disable=import-outside-toplevel
+
+        return measured.build_profile(model, gpu, tp)
+    isl = linspace(0.0, PREFILL_GRID_MAX, PREFILL_GRID_POINTS)
+    ttft = [roofline_prefill_ms(gpu, tp, n) for n in isl]
+    kv_grid = linspace(0.0, float(cap.kv_tokens), DECODE_GRID_POINTS)
+    ctx_grid = linspace(1.0, float(DECODE_CONTEXT_MAX), DECODE_GRID_POINTS)
+    itl = [[roofline_decode_itl_ms(gpu, tp, kv, ctx) for ctx in ctx_grid] for kv in kv_grid]
+    return PerfProfile(gpu.lower(), tp, cap, isl, ttft, kv_grid, ctx_grid, itl, source="roofline")
+
+
+# The arrays of the mocker's NPZ, in order, with their dimensions (1-D, or 2-D [kv_idx, ctx_idx]).
+NPZ_ARRAYS = ("prefill_isl", "prefill_ttft_ms", "decode_active_kv_tokens", "decode_context_length", "decode_itl")
+
+
+def _npy(values: list, shape: tuple[int, ...]) -> bytes:
+    """One array in NPY format version 1.0, little-endian float64, C order (numpy's format spec:
+    numpy/lib/format.py; the header is padded with spaces so the data starts at a multiple of 64)."""
+    flat = [float(v) for row in values for v in row] if len(shape) == 2 else [float(v) for v in values]
+    expected = shape[0] * (shape[1] if len(shape) == 2 else 1)
+    if len(flat) != expected:
+        raise ValueError(f"array is not rectangular: {len(flat)} values for shape {shape}")
+    dims = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': " + dims + ", }"
+    pad = 64 - (10 + len(header) + 1) % 64
+    header = header + " " * (pad % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + \
+        struct.pack(f"<{len(flat)}d", *flat)
 
 
 def write_npz(profile: PerfProfile, path: str | Path) -> Path:
-    """Write the mocker-format NPZ (numpy is imported here only: the math needs none)."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-
+    """Write the mocker-format NPZ: what ``numpy.savez`` writes (a stored zip of ``<name>.npy``
+    members), without numpy, so the infra Python can write it too."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as fh:  # a file object keeps numpy from appending ".npz" twice
-        np.savez(
-            fh,
-            prefill_isl=np.asarray(profile.prefill_isl, dtype=np.float64),
-            prefill_ttft_ms=np.asarray(profile.prefill_ttft_ms, dtype=np.float64),
-            decode_active_kv_tokens=np.asarray(profile.decode_active_kv_tokens, dtype=np.float64),
-            decode_context_length=np.asarray(profile.decode_context_length, dtype=np.float64),
-            decode_itl=np.asarray(profile.decode_itl, dtype=np.float64),
-        )
+    arrays = {
+        "prefill_isl": (profile.prefill_isl, (len(profile.prefill_isl),)),
+        "prefill_ttft_ms": (profile.prefill_ttft_ms, (len(profile.prefill_ttft_ms),)),
+        "decode_active_kv_tokens": (profile.decode_active_kv_tokens, (len(profile.decode_active_kv_tokens),)),
+        "decode_context_length": (profile.decode_context_length, (len(profile.decode_context_length),)),
+        "decode_itl": (profile.decode_itl, (len(profile.decode_itl), len(profile.decode_itl[0]))),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name in NPZ_ARRAYS:
+            values, shape = arrays[name]
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, _npy(values, shape))
+    out.write_bytes(buf.getvalue())
     return out
+
+
+def _lookup(xs: list[float], ys: list[float], x: float) -> float:
+    """Linear interpolation in a table (x inside it)."""
+    for i in range(1, len(xs)):
+        if x <= xs[i]:
+            return ys[i - 1] + (x - xs[i - 1]) / (xs[i] - xs[i - 1]) * (ys[i] - ys[i - 1])
+    return ys[-1]
+
+
+def _lookup2(profile: PerfProfile, kv: float, ctx: float) -> float:
+    """Bilinear interpolation in the decode table (kv and ctx inside it)."""
+    rows = [_lookup(profile.decode_context_length, row, ctx) for row in profile.decode_itl]
+    return _lookup(profile.decode_active_kv_tokens, rows, kv)
 
 
 def summary(profile: PerfProfile) -> dict:
@@ -225,13 +320,14 @@ def summary(profile: PerfProfile) -> dict:
     return {
         "gpu": profile.gpu,
         "tp": profile.tp,
+        "source": profile.source,
         "block_size": BLOCK_SIZE,
         "num_gpu_blocks": cap.num_gpu_blocks,
         "kv_tokens": cap.kv_tokens,
         "kv_pool_per_gpu_gib": round(cap.kv_pool_per_gpu_bytes / 2**30, 2),
-        "prefill_ms_8k": round(prefill_ms(profile.gpu, profile.tp, 8192), 1),
-        "prefill_ms_256": round(prefill_ms(profile.gpu, profile.tp, 256), 1),
-        "decode_itl_ms_batch1_8k": round(decode_itl_ms(profile.gpu, profile.tp, 8192, 8192), 2),
+        "prefill_ms_8k": round(_lookup(profile.prefill_isl, profile.prefill_ttft_ms, 8192), 1),
+        "prefill_ms_256": round(_lookup(profile.prefill_isl, profile.prefill_ttft_ms, 256), 1),
+        "decode_itl_ms_batch1_8k": round(_lookup2(profile, 8192, 8192), 2),
     }
 
 
@@ -241,9 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tp", required=True, type=int, choices=sorted(TP_EFFICIENCY))
     parser.add_argument("--out", type=Path, help="NPZ to write (omit to print the summary only)")
     parser.add_argument("--assumptions", action="store_true", help="also print the assumptions")
+    parser.add_argument("--source", choices=SOURCES, default="auto",
+                        help="measured timings (auto: where measured, else the roofline) or the roofline")
+    parser.add_argument("--timings", type=Path, help="a measure.py JSON to use instead of the committed one")
     args = parser.parse_args(argv)
     try:
-        profile = build_profile(args.gpu, args.tp)
+        profile = build_profile(args.gpu, args.tp, args.source, args.timings)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

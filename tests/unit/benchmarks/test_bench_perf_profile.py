@@ -1,4 +1,7 @@
-"""The Llama 3.1 70B FP8 mocker profile: capacity arithmetic, monotonicity, TP scaling."""
+"""The Llama 3.1 70B FP8 mocker profile: capacity arithmetic, monotonicity, TP scaling.
+
+The roofline's own properties are tested with ``source="roofline"`` (the documented fallback);
+the measured profile's are in tests/unit/perf_profile/."""
 
 import json
 
@@ -43,28 +46,34 @@ def test_capacity_grows_with_tp_and_hbm():
 def test_prefill_monotonic_in_tokens_and_superlinear():
     for gpu in ("h100", "h200"):
         for tp in (1, 2, 4, 8):
-            prof = perf.build_profile(gpu, tp)
+            prof = perf.build_profile(gpu, tp, "roofline")
             ttft = prof.prefill_ttft_ms
             assert all(b > a for a, b in zip(ttft, ttft[1:]))
             assert prof.prefill_isl[0] == 0 and prof.prefill_isl[-1] >= 8192
     # attention makes 16K cost more than twice 8K (beyond the fixed cost)
     f = perf.PREFILL_FIXED_MS
-    assert perf.prefill_ms("h200", 4, 16384) - f > 2 * (perf.prefill_ms("h200", 4, 8192) - f)
+    for source in ("roofline", "auto"):  # the measured profile too: attention grows with n^2
+        assert perf.prefill_ms("h200", 4, 16384, source) - f > 2 * (perf.prefill_ms("h200", 4, 8192, source) - f)
 
 
 def test_prefill_scales_with_tp_with_a_communication_penalty():
     f = perf.PREFILL_FIXED_MS
-    t1 = perf.prefill_ms("h200", 1, 8192) - f
+    t1 = perf.roofline_prefill_ms("h200", 1, 8192) - f
     for tp in (2, 4, 8):
-        ttp = perf.prefill_ms("h200", tp, 8192) - f
+        ttp = perf.roofline_prefill_ms("h200", tp, 8192) - f
         assert t1 / tp < ttp < t1  # faster, but less than linearly
         assert ttp == pytest.approx(t1 / (tp * perf.TP_EFFICIENCY[tp]))
-    # 8K prefill of a 70B model at TP4 on Hopper: hundreds of milliseconds
-    assert 300 < perf.prefill_ms("h200", 4, 8192) < 800
+    for source in ("roofline", "auto"):
+        t1 = perf.prefill_ms("h200", 1, 8192, source) - f
+        for tp in (2, 4, 8):
+            assert t1 / tp < perf.prefill_ms("h200", tp, 8192, source) - f < t1
+        # 8K prefill of a 70B model at TP4 on Hopper: hundreds of milliseconds
+        assert 300 < perf.prefill_ms("h200", 4, 8192, source) < 800
 
 
-def test_decode_itl_monotonic_and_bandwidth_bound():
-    prof = perf.build_profile("h200", 4)
+@pytest.mark.parametrize("source", ["roofline", "auto"])
+def test_decode_itl_monotonic_and_bandwidth_bound(source):
+    prof = perf.build_profile("h200", 4, source)
     itl = prof.decode_itl
     for row in itl:  # more context at fixed KV = smaller batch: never slower
         assert all(b <= a + 1e-9 for a, b in zip(row, row[1:]))
@@ -73,9 +82,9 @@ def test_decode_itl_monotonic_and_bandwidth_bound():
         assert all(b >= a for a, b in zip(col, col[1:]))
     assert col[-1] > col[0]
     # H200 has more bandwidth than H100: faster decode at the same TP
-    assert perf.decode_itl_ms("h200", 4, 8192, 8192) < perf.decode_itl_ms("h100", 4, 8192, 8192)
+    assert perf.decode_itl_ms("h200", 4, 8192, 8192, source) < perf.decode_itl_ms("h100", 4, 8192, 8192, source)
     # weights/TP at 70% of 4.8 TB/s: ~5 ms at TP4 plus fixed and all-reduce costs
-    assert 5 < perf.decode_itl_ms("h200", 4, 0, 1) < 15
+    assert 5 < perf.decode_itl_ms("h200", 4, 0, 1, source) < 15
 
 
 def test_decode_grid_spans_the_replica_capacity():
