@@ -14,8 +14,9 @@ options:
   token:
     description:
       - DigitalOcean API token.
-      - Read from E(DIGITALOCEAN_ACCESS_TOKEN), then E(DIGITALOCEAN_TOKEN), when not given;
-        keeping it in the environment keeps it out of inventories, logs and module arguments.
+      - When not given, read from E(DIGITALOCEAN_ACCESS_TOKEN), else E(DIGITALOCEAN_TOKEN): the first one
+        set and not empty wins. The roles and playbooks of the collection follow the same rule. Keeping the
+        token in the environment keeps it out of inventories, logs and module arguments.
       - Never logged or returned.
     type: str
   api_endpoint:

@@ -13,11 +13,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import email.utils
+import os
 import random
 import time
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible.module_utils.basic import AnsibleFallbackNotFound, AnsibleModule, missing_required_lib
 
 PYDO_IMPORT_ERROR = None
 try:
@@ -43,15 +44,33 @@ except ImportError:  # pragma: no cover - reported by require_pydo()
 
 
 DEFAULT_ENDPOINT = "https://api.digitalocean.com"
+# The one rule for the API token, everywhere in the collection (modules, the
+# infra and cluster_config roles, playbooks/images.yml): DIGITALOCEAN_ACCESS_TOKEN
+# (doctl's name), else DIGITALOCEAN_TOKEN (Terraform's); the first one that is
+# set and not empty wins. No other name is read.
 TOKEN_ENV = ["DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"]
 RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
 # Never sleep longer than this between two attempts, whatever Retry-After says.
 MAX_RETRY_SLEEP = 60.0
 
+def token_fallback(*names):
+    """The first of ``names`` set to a non-empty value in the environment.
+
+    Ansible's env_fallback takes the first name that is present, even when it
+    is empty, so an exported but empty DIGITALOCEAN_ACCESS_TOKEN would hide
+    DIGITALOCEAN_TOKEN; the roles' rule skips empty ones, and so does this.
+    """
+    for name in names or TOKEN_ENV:
+        value = os.environ.get(name)
+        if value:
+            return value
+    raise AnsibleFallbackNotFound
+
+
 # Options every module shares; documented by the doc fragment
 # do_solutions.gtc_demo.digitalocean.
 AUTH_ARGSPEC = dict(
-    token=dict(type="str", no_log=True, fallback=(env_fallback, TOKEN_ENV)),
+    token=dict(type="str", no_log=True, fallback=(token_fallback, TOKEN_ENV)),
     api_endpoint=dict(type="str", default=DEFAULT_ENDPOINT),
     api_retries=dict(type="int", default=5),
 )
@@ -86,7 +105,7 @@ def error_message(status, body, what):
     if status == 401:
         return (
             "DigitalOcean rejected the API token while trying to {0}: 401 unauthorized{1}. "
-            "Set a valid token in DIGITALOCEAN_ACCESS_TOKEN (or DIGITALOCEAN_TOKEN).".format(what, detail)
+            "Set a valid token in DIGITALOCEAN_ACCESS_TOKEN (read first) or DIGITALOCEAN_TOKEN.".format(what, detail)
         )
     if status == 403:
         return (
@@ -367,13 +386,18 @@ def require_pydo(module):
         module.fail_json(msg=missing_required_lib("pydo"), exception=PYDO_IMPORT_ERROR)
 
 
+def token_missing_message():
+    """Why there is no token, naming the variables to set (never a value)."""
+    return ("No DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN (or DIGITALOCEAN_TOKEN) in the "
+            "environment, or pass the token option.")
+
+
 def client_for(module):
     """A DOClient for the module's options; fails clearly without a token."""
     require_pydo(module)
     token = module.params.get("token")
     if not token:
-        module.fail_json(msg="No DigitalOcean API token: set DIGITALOCEAN_ACCESS_TOKEN "
-                             "(or DIGITALOCEAN_TOKEN), or pass the token option.")
+        module.fail_json(msg=token_missing_message())
     return DOClient(token, endpoint=module.params["api_endpoint"], retries=module.params["api_retries"],
                     warn=module.warn)
 

@@ -58,9 +58,16 @@ class InfraRunner:
     overrides: dict[str, Any] = field(default_factory=dict)
     runs: list[PlaybookRun] = field(default_factory=list)
 
+    environment: str = "dev"
+
+    @property
+    def home(self) -> Path:
+        """$GTC_DEMO_HOME of the runs: the kubeconfig lands in <home>/<environment>/kubeconfig."""
+        return self.workdir / "home"
+
     @property
     def kubeconfig(self) -> Path:
-        return self.workdir / "kube" / "gtc-demo-dev.yaml"
+        return self.home / self.environment / "kubeconfig"
 
     @property
     def output_file(self) -> Path:
@@ -69,9 +76,10 @@ class InfraRunner:
     def extra_vars(self, **more: Any) -> Path:
         values = {
             "infra_api_endpoint": self.api.prism.url,
-            "infra_kubeconfig_path": str(self.kubeconfig),
             "infra_wait_poll_interval": 0.2,
             "infra_wait_timeout": 60,
+            "infra_gpu_wait_poll_interval": 1,
+            "infra_gpu_wait_timeout": 60,
             "infra_test_output": str(self.output_file),
             **self.overrides,
             **more,
@@ -84,7 +92,10 @@ class InfraRunner:
         tmp = self.workdir / "ansible-tmp"
         return {
             "DIGITALOCEAN_ACCESS_TOKEN": token if token is not None else self.token,
+            # The collection reads only DIGITALOCEAN_ACCESS_TOKEN; a developer's other names stay out.
             "DIGITALOCEAN_TOKEN": "",
+            "DO_API_TOKEN": "",
+            "GTC_DEMO_HOME": str(self.home),
             "ANSIBLE_LOCAL_TEMP": str(tmp / "local"),
             "ANSIBLE_REMOTE_TEMP": str(tmp / "remote"),
             "ANSIBLE_LOG_PATH": str(self.workdir / "ansible.log"),
@@ -103,6 +114,14 @@ class InfraRunner:
 
     def teardown(self, *args: str, **more: Any) -> PlaybookRun:
         return self.playbook("teardown.yml", *args, **more)
+
+    def site_playbook(self, path: str, *args: str, token: str | None = None, inventory: str = "inventories/dev",
+                      env: dict[str, str] | None = None, **more: Any) -> PlaybookRun:
+        """One of the collection's own playbooks (playbooks/validate.yml, playbooks/teardown.yml, site.yml)."""
+        run = run_playbook(str(REPO / path), "-e", f"@{self.extra_vars(**more)}", *args, inventory=inventory,
+                           env={**self.env(token), **(env or {})}, timeout=600)
+        self.runs.append(run)
+        return run
 
     def module(self, module: str, args: dict[str, Any], *extra: str, token: str | None = None) -> PlaybookRun:
         """One module on its own (ad hoc), through Prism."""

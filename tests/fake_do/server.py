@@ -50,10 +50,33 @@ class ApiError(Exception):
 class FakeDigitalOcean:
     """The state and the rules; the HTTP handler below only routes to it."""
 
-    def __init__(self, token: str = "fake-token") -> None:
+    def __init__(self, token: str = "fake-token", cluster_backend: Any = None) -> None:
         self.lock = threading.RLock()
         self.config: dict[str, Any] = {}
+        # Optional: a real API server the clusters' kubeconfigs and nodes live on (tests/fake_do/kube_backend.py).
+        self.cluster_backend = cluster_backend
+        self._ticker: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.reset({"token": token})
+
+    def start_ticker(self, interval: float = 0.25) -> None:
+        """With a cluster backend, time passes without requests too: nodes boot while nobody asks the API."""
+        if self.cluster_backend is None or self._ticker is not None:
+            return
+
+        def tick() -> None:
+            while not self._stopping.wait(interval):
+                with self.lock:
+                    self._tick()
+
+        self._ticker = threading.Thread(target=tick, name="fake-do-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop_ticker(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
 
     # --- control ------------------------------------------------------------
     def reset(self, config: dict[str, Any] | None = None) -> None:
@@ -67,6 +90,8 @@ class FakeDigitalOcean:
             self.registry: set[str] = set()
             self.faults: list[dict[str, Any]] = []
             self.log: list[dict[str, Any]] = []
+            if self.cluster_backend is not None:
+                self.cluster_backend.clear()
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -96,6 +121,8 @@ class FakeDigitalOcean:
                 del cluster["pools"][pid]
             for pool in cluster["pools"].values():
                 pool["nodes"] = [n for n in pool["nodes"] if not (n.get("gone_at") and n["gone_at"] <= t)]
+        if self.cluster_backend is not None:
+            self.cluster_backend.sync(self.clusters, t)
 
     def _later(self, key: str) -> float:
         return time.monotonic() + float(self.config[key])
@@ -137,7 +164,7 @@ class FakeDigitalOcean:
             "id": c["id"], "name": c["name"], "region": c["region"], "version": c["version"],
             "cluster_subnet": "10.244.0.0/16", "service_subnet": "10.245.0.0/16",
             "vpc_uuid": c["vpc_uuid"], "ipv4": "203.0.113.10",
-            "endpoint": "https://{0}.k8s.ondigitalocean.com".format(c["id"]),
+            "endpoint": self._endpoint(c),
             "tags": list(c["tags"]) + ["k8s", "k8s:" + c["id"]],
             "node_pools": [self._pool_view(c, p) for p in c["pools"].values()],
             "maintenance_policy": dict(c["maintenance_policy"], duration="4h0m0s"),
@@ -146,6 +173,11 @@ class FakeDigitalOcean:
             "created_at": c["created_at"], "updated_at": c["updated_at"],
             "registry_enabled": c["id"] in self.registry,
         }
+
+    def _endpoint(self, c: dict[str, Any]) -> str:
+        if self.cluster_backend is not None:
+            return self.cluster_backend.server_url
+        return "https://{0}.k8s.ondigitalocean.com".format(c["id"])
 
     def _share_view(self, s: dict[str, Any]) -> dict[str, Any]:
         if s.get("gone_at"):
@@ -305,18 +337,26 @@ class FakeDigitalOcean:
         cluster.setdefault("gone_at", self._later("delete_seconds"))
         return 204, None
 
-    def kubeconfig(self, cid: str) -> tuple[int, Any]:
+    def kubeconfig(self, cid: str, query: dict[str, str]) -> tuple[int, Any]:
         cluster = self._cluster(cid)
+        # kubernetes_expiry_seconds in DigitalOcean's spec: an integer >= 0; 0 or absent means 7 days.
+        expiry = int(query.get("expiry_seconds") or 0)
+        if expiry < 0:
+            raise ApiError(400, "bad_request", "expiry_seconds must be 0 or more")
+        if self.cluster_backend is not None:
+            return 200, ("application/yaml", self.cluster_backend.kubeconfig(self._cluster_view(cluster), expiry))
         name = "do-{0}-{1}".format(cluster["region"], cluster["name"])
-        # A fresh credential on every call, as DigitalOcean does (7-day tokens).
+        # A fresh credential on every call, as DigitalOcean does (7-day tokens). Without a backend
+        # there is no API server: the server is a loopback port nothing listens on, so a client that
+        # tries it is refused here instead of dialing out.
         text = (
             "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n"
             "    certificate-authority-data: ZmFrZS1jYQ==\n"
-            "    server: https://{cid}.k8s.ondigitalocean.com\n  name: {name}\n"
+            "    server: https://127.0.0.1:1\n  name: {name}\n"
             "contexts:\n- context:\n    cluster: {name}\n    user: {name}-admin\n  name: {name}\n"
             "current-context: {name}\npreferences: {{}}\n"
             "users:\n- name: {name}-admin\n  user:\n    token: kubeconfig-{tok}\n"
-        ).format(cid=cid, name=name, tok=uuid.uuid4().hex)
+        ).format(name=name, tok=uuid.uuid4().hex)
         return 200, ("application/yaml", text)
 
     def list_pools(self, cid: str) -> tuple[int, Any]:
@@ -439,7 +479,7 @@ class FakeDigitalOcean:
             ("GET", r"/v2/kubernetes/clusters/" + u, self.get_cluster, None),
             ("PUT", r"/v2/kubernetes/clusters/" + u, self.update_cluster, "body"),
             ("DELETE", r"/v2/kubernetes/clusters/" + u, self.delete_cluster, None),
-            ("GET", r"/v2/kubernetes/clusters/" + u + "/kubeconfig", self.kubeconfig, None),
+            ("GET", r"/v2/kubernetes/clusters/" + u + "/kubeconfig", self.kubeconfig, "query"),
             ("GET", r"/v2/kubernetes/clusters/" + u + "/node_pools", self.list_pools, None),
             ("POST", r"/v2/kubernetes/clusters/" + u + "/node_pools", self.add_pool, "body"),
             ("GET", r"/v2/kubernetes/clusters/" + u + "/node_pools/" + u, self.get_pool, None),
@@ -591,8 +631,8 @@ def make_handler(fake: FakeDigitalOcean, routes: list[Any]) -> type[BaseHTTPRequ
 class FakeServer:
     """The fake on 127.0.0.1 in a background thread."""
 
-    def __init__(self, token: str = "fake-token", port: int = 0) -> None:
-        self.fake = FakeDigitalOcean(token)
+    def __init__(self, token: str = "fake-token", port: int = 0, cluster_backend: Any = None) -> None:
+        self.fake = FakeDigitalOcean(token, cluster_backend=cluster_backend)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(self.fake, self.fake.routes()))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
@@ -601,9 +641,11 @@ class FakeServer:
 
     def start(self) -> "FakeServer":
         self.thread.start()
+        self.fake.start_ticker()
         return self
 
     def stop(self) -> None:
+        self.fake.stop_ticker()
         self.httpd.shutdown()
         self.httpd.server_close()
 

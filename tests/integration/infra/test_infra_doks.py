@@ -22,6 +22,20 @@ def ok(run) -> None:
     assert run.returncode == 0, f"{run.args}\n{run.output[-6000:]}"
 
 
+def nodes_of(backend, pool: str) -> list:
+    return [n for n in backend.node_objects() if n.metadata.labels.get("doks.digitalocean.com/node-pool") == pool]
+
+
+def ready(node) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def gpu_nodes(backend, pool: str = "gtc-demo-dev-gpu") -> dict[str, int]:
+    """Nodes of the pool that are Ready, with their allocatable GPUs."""
+    return {n.metadata.name: int((n.status.allocatable or {}).get("nvidia.com/gpu", 0))
+            for n in nodes_of(backend, pool) if ready(n)}
+
+
 def clusters(state):
     return state["clusters"]
 
@@ -66,11 +80,19 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     (share,) = state["shares"]
     assert share["size_gib"] == 100 and share["vpc_ids"] == [state["vpcs"][0]["id"]] and share["status"] == "ACTIVE"
 
-    # The kubeconfig is saved privately where the inventory says, pointing at the cluster.
+    # The kubeconfig is saved privately in $GTC_DEMO_HOME/dev/kubeconfig, pointing at the cluster
+    # (the fake's clusters are the test control plane), with a bearer token as DOKS gives.
     kube = infra.kubeconfig
+    assert kube == infra.home / "dev" / "kubeconfig"
     assert stat.S_IMODE(kube.stat().st_mode) == 0o600
     config = yaml.safe_load(kube.read_text())
-    assert config["clusters"][0]["cluster"]["server"] == f"https://{cluster['id']}.k8s.ondigitalocean.com"
+    backend = api.fake.cluster_backend
+    assert config["clusters"][0]["cluster"]["server"] == backend.server_url == cluster["endpoint"]
+    assert config["current-context"] == "do-ams3-gtc-demo-dev"
+    assert config["users"][0]["user"]["token"]
+    # The cluster holds the pools' nodes, shaped like DOKS's, and infra waited for the GPUs.
+    assert gpu_nodes(backend) == {n["name"]: 8 for n in pools["gtc-demo-dev-gpu"]["nodes"]}
+    assert len(nodes_of(backend, "gtc-demo-dev-cpu")) == 2
 
     # infra__output carries what later roles need.
     out = infra.output()
@@ -120,6 +142,9 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert all(n["status"]["state"] == "running" for n in pool["nodes"])
     assert pool["labels"] == {"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"}
     assert infra.output()["gpu_pool"]["count"] == 2
+    # The new node is in the cluster, Ready with its GPUs (infra waited), the pool's new label on both.
+    assert gpu_nodes(api.fake.cluster_backend) == {n["name"]: 8 for n in pool["nodes"]}
+    assert all(n.metadata.labels["gtc-demo/role"] == "decode" for n in nodes_of(api.fake.cluster_backend, pool["name"]))
 
     # 4b. Cluster settings, the registry integration and the NFS size change in place too.
     mark = len(api.log())
@@ -179,6 +204,7 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     ok(down)
     assert api.fake.is_empty(), api.state()
     assert not kube.exists()
+    assert api.fake.cluster_backend.node_objects() == []
     again = infra.teardown()
     ok(again)
     assert again.recap["changed"] == 0, again.changed_tasks()

@@ -58,7 +58,7 @@ def test_site_checks_every_role_before_changing_anything() -> None:
     preflight = _yaml(REPO / "site.yml")[0]
     assert preflight["tags"] == ["always"]
     checked = preflight["tasks"][0]["loop"]
-    assert checked == ["infra", "model_sync", "dynamo"]
+    assert checked == ROLES
 
 
 def test_teardown_goes_in_reverse_order() -> None:

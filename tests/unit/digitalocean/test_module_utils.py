@@ -276,7 +276,9 @@ def test_get_text_reads_the_yaml_kubeconfig_and_404s(fake_server) -> None:
         "node_pools": [{"name": "p", "size": "s-2vcpu-4gb", "count": 1}]})
     cid = created["kubernetes_cluster"]["id"]
     status, text = c.get_text("get kubeconfig", f"/v2/kubernetes/clusters/{cid}/kubeconfig")
-    assert status == 200 and text.startswith("apiVersion: v1") and cid in text
+    assert status == 200 and text.startswith("apiVersion: v1") and "current-context: do-ams3-u" in text
+    # Without a cluster backend the fake's kubeconfig points at a loopback port nothing listens on.
+    assert "server: https://127.0.0.1:1\n" in text
     assert do.get_cluster(c, "00000000-0000-0000-0000-000000000000") is None
 
 
@@ -305,3 +307,25 @@ def test_describe_states_for_timeout_messages() -> None:
     assert do.describe(None) == "not found"
     assert do.describe({"status": {"state": "provisioning"}}) == "status=provisioning"
     assert do.describe({"status": "CREATING"}) == "status=CREATING"
+
+
+def test_token_rule_access_token_first_then_token_skipping_empty(monkeypatch) -> None:
+    """The collection's one token rule: DIGITALOCEAN_ACCESS_TOKEN, else DIGITALOCEAN_TOKEN, empty ones skipped."""
+    from ansible.module_utils.basic import AnsibleFallbackNotFound
+
+    for name in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN", "DO_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    assert do.TOKEN_ENV == ["DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"]
+    monkeypatch.setenv("DIGITALOCEAN_TOKEN", "second")
+    assert do.token_fallback(*do.TOKEN_ENV) == "second"
+    # An exported but empty first name does not hide the second (Ansible's env_fallback would return '').
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", "")
+    assert do.token_fallback(*do.TOKEN_ENV) == "second"
+    monkeypatch.setenv("DIGITALOCEAN_ACCESS_TOKEN", "first")
+    assert do.token_fallback(*do.TOKEN_ENV) == "first"
+    for name in ("DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DO_API_TOKEN", "not-read")
+    with pytest.raises(AnsibleFallbackNotFound):
+        do.token_fallback(*do.TOKEN_ENV)
+    assert do.AUTH_ARGSPEC["token"]["fallback"] == (do.token_fallback, do.TOKEN_ENV)
