@@ -1,0 +1,118 @@
+"""cluster_config's preflight checks (tasks/validate.yml), run the way site.yml's preflight runs them.
+
+No infra__output, no kubeconfig, no cluster: every check here must stand on
+the inventory and the environment alone, so a bad input stops the run before
+infra spends money (issue 12, defect 12). A failed check names the variable
+at fault and never prints a secret's value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+PLAYBOOK = Path(__file__).with_name("validate.yml")
+SECRETS = {"HF_TOKEN": "hf_value_4821", "SPACES_ACCESS_KEY_ID": "spaces_id_value_4821",
+           "SPACES_SECRET_ACCESS_KEY": "spaces_secret_value_4821", "DIGITALOCEAN_ACCESS_TOKEN": "dop_value_4821"}
+SECRET_NAMES = {*SECRETS, "DIGITALOCEAN_TOKEN", "GRADIENT_API_KEY"}
+
+
+@pytest.fixture(scope="module")
+def fake_helm(tmp_path_factory) -> Path:
+    """A folder with a `helm` that answers `helm version --short` as Helm v3 does (v3.X.Y+g<commit>)."""
+    folder = tmp_path_factory.mktemp("bin")
+    helm = folder / "helm"
+    helm.write_text('#!/bin/sh\n[ "$1 $2" = "version --short" ] && echo v3.22.0+g0000000 && exit 0\nexit 1\n')
+    helm.chmod(helm.stat().st_mode | stat.S_IXUSR)
+    return folder
+
+
+def run(env_secrets: dict[str, str], path_dirs: list[Path], inventory: str = "inventories/dev",
+        **extra) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_NAMES and not k.startswith("K8S_AUTH_")}
+    env.pop("KUBECONFIG", None)
+    env.update(env_secrets)
+    # Only the test's folders and the venv: no helm the machine happens to have.
+    env["PATH"] = os.pathsep.join([*map(str, path_dirs), str(Path(sys.executable).parent), "/usr/bin", "/bin"])
+    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", inventory,
+           "-e", json.dumps(extra)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    for value in filter(None, env_secrets.values()):
+        assert value not in proc.stdout + proc.stderr, "a secret value reached the output"
+    return proc
+
+
+def test_the_dev_inputs_pass_without_infra_or_a_kubeconfig(fake_helm):
+    proc = run(SECRETS, [fake_helm])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_gradient_api_key_is_not_required(fake_helm):
+    """The load generator owns GRADIENT_API_KEY and falls back to offline follow-ups without it."""
+    proc = run(SECRETS, [fake_helm])
+    assert proc.returncode == 0 and "GRADIENT_API_KEY" not in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("missing", ["HF_TOKEN", "SPACES_SECRET_ACCESS_KEY"])
+def test_a_missing_secret_is_named(fake_helm, missing):
+    proc = run({k: v for k, v in SECRETS.items() if k != missing}, [fake_helm])
+    assert proc.returncode != 0
+    assert f"Set the environment variable(s) {missing} before running cluster_config on doks" in proc.stdout, \
+        proc.stdout[-3000:]
+
+
+def test_the_digitalocean_token_follows_the_one_rule(fake_helm):
+    """DIGITALOCEAN_ACCESS_TOKEN, else DIGITALOCEAN_TOKEN (as infra and playbooks/images.yml read it)."""
+    without = {k: v for k, v in SECRETS.items() if k != "DIGITALOCEAN_ACCESS_TOKEN"}
+    assert run({**without, "DIGITALOCEAN_TOKEN": "dop_other_4821"}, [fake_helm]).returncode == 0
+    proc = run(without, [fake_helm])
+    assert proc.returncode != 0
+    assert "Set the environment variable(s) DIGITALOCEAN_ACCESS_TOKEN before running cluster_config" in proc.stdout
+    assert "DIGITALOCEAN_ACCESS_TOKEN may also come from DIGITALOCEAN_TOKEN" in proc.stdout, proc.stdout[-3000:]
+    # Empty counts as unset.
+    assert run({**without, "DIGITALOCEAN_ACCESS_TOKEN": ""}, [fake_helm]).returncode != 0
+
+
+def test_kind_needs_only_the_hf_token(fake_helm):
+    assert run({"HF_TOKEN": "hf_value_4821"}, [fake_helm], inventory="inventories/kind").returncode == 0
+    proc = run({}, [fake_helm], inventory="inventories/kind")
+    assert "Set the environment variable(s) HF_TOKEN before running cluster_config on kind" in proc.stdout
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"gtc_demo_hostname": "localhost"}, "cluster_config_dns_zone '' must be a DNS domain"),
+    ({"gtc_demo_hostname": "gtc.Example.COM"}, "cluster_config_dns_zone 'Example.COM' must be a DNS domain"),
+    ({"cluster_config_dns_zone": "example.org"},
+     "cluster_config_dns_zone 'example.org' must be a DNS domain (lower case, at least one dot) that contains "
+     "cluster_config_hostname 'gtc-2026-dev.digitalocean.solutions'"),
+])
+def test_a_bad_dns_zone_is_refused(fake_helm, extra, needle):
+    proc = run(SECRETS, [fake_helm], **extra)
+    assert proc.returncode != 0 and needle in proc.stdout, proc.stdout[-3000:]
+
+
+def test_helm_must_be_found(fake_helm, tmp_path):
+    proc = run(SECRETS, [])
+    assert proc.returncode != 0
+    assert "helm not found: cluster_config_helm_binary is 'helm' and it is not on PATH" in proc.stdout, \
+        proc.stdout[-3000:]
+    proc = run(SECRETS, [], cluster_config_helm_binary=str(tmp_path / "nowhere" / "helm"))
+    assert f"helm not found: cluster_config_helm_binary is '{tmp_path}/nowhere/helm' and no such file exists" \
+        in proc.stdout
+    # A path works without PATH.
+    assert run(SECRETS, [], cluster_config_helm_binary=str(fake_helm / "helm")).returncode == 0
+
+
+def test_something_that_is_not_helm_v3_is_refused(tmp_path):
+    (tmp_path / "helm").write_text("#!/bin/sh\necho v2.17.0+ga690bad\n")
+    (tmp_path / "helm").chmod(0o755)
+    proc = run(SECRETS, [tmp_path])
+    assert proc.returncode != 0 and "is not a working Helm v3" in proc.stdout, proc.stdout[-3000:]
