@@ -150,6 +150,8 @@ def run_all(outdir: Path, quick: bool = False) -> dict[str, Any]:
             "search": router_search(workdir),
             "sweep": load_sweep(workdir, gpus=("h200", "h100")),
         }
-    results["meta"] = {"quick": quick, "seconds": round(time.monotonic() - t0, 1)}
+    results["meta"] = {"quick": quick, "seconds": round(time.monotonic() - t0, 1),
+                       # where the timings came from (measured kernels or the roofline), per GPU
+                       "profile": {gpu: sim.perf.build_profile(gpu, 2).source for gpu in ("h200", "h100")}}
     (outdir / "simulator.json").write_text(json.dumps(results, indent=1, default=str))
     return results
