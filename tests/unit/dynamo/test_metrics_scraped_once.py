@@ -1,0 +1,137 @@
+"""4. Metrics scraped twice: each Dynamo pod of the demo's graph is a target of
+exactly one PodMonitor endpoint, and a frontend's carries the `routing` label.
+
+The PodMonitors counted are the ones a run would make: the dynamo-platform
+release's (the chart stand-in rendered with cluster_config's values, with
+monitoring.coreos.com/v1 served as kube-prometheus-stack makes it; the real
+chart's components/operator/templates/prometheus.yaml) and cluster_config's
+(its monitoring tasks, rendered by tests/unit/dashboards/render_monitoring.yml).
+The pods are the ones the operator makes from the rendered graph (labels and
+ports as tests/stand_ins/dynamo_operator.py builds them from the operator's
+source). kube-prometheus-stack's Prometheus selects every PodMonitor
+(podMonitorSelectorNilUsesHelmValues: false), so every match is a scrape.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from helpers import REPO, cluster_support
+from stand_ins.dynamo_operator import pod_labels, pod_spec
+from stand_ins.dynamo_platform_chart import build_chart
+
+ROUTING_POD_LABEL = "gtc-demo.digitalocean.solutions/routing"
+
+
+def _selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _namespace_matches(monitor: dict[str, Any], namespace: str) -> bool:
+    sel = monitor["spec"].get("namespaceSelector")
+    if not sel:  # no namespaceSelector: the PodMonitor's own namespace only
+        return monitor["metadata"].get("namespace") == namespace
+    if sel.get("any"):
+        return True
+    return namespace in (sel.get("matchNames") or [])
+
+
+def targets(monitors: list[dict[str, Any]], pod: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(monitor name, endpoint) for every PodMonitor endpoint that scrapes this pod.
+
+    prometheus-operator keeps a target only for a container port named as the
+    endpoint's ``port`` (its generated keep rule on the container port name).
+    """
+    ports = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports") or [] if "name" in p}
+    out = []
+    for monitor in monitors:
+        if not (_namespace_matches(monitor, pod["metadata"]["namespace"])
+                and _selector_matches(monitor["spec"]["selector"], pod["metadata"]["labels"])):
+            continue
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            if endpoint.get("port") in ports:
+                out.append((monitor["metadata"]["name"], endpoint))
+    return out
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    return cluster_support().build_binaries() / "helm"
+
+
+@pytest.fixture(scope="module")
+def monitors(rendered, helm, tmp_path_factory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("scrape")
+    archive = build_chart(out / "charts", helm)
+    values = out / "values.yaml"
+    values.write_text(rendered["dev"].text("values-dynamo-platform.yaml"))
+    chart = subprocess.run(
+        [str(helm), "template", "dynamo-platform", str(archive), "-n", "dynamo-system", "-f", str(values),
+         "--kube-version", "1.36.3", "--api-versions", "monitoring.coreos.com/v1"],
+        capture_output=True, text=True, check=False)
+    assert chart.returncode == 0, chart.stderr
+    docs = [d for d in yaml.safe_load_all(chart.stdout) if d]
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    dest = out / "manifests.json"
+    ours = subprocess.run(
+        [str(playbook), "-i", "localhost,", "-c", "local", str(REPO / "tests" / "unit" / "dashboards" / "render_monitoring.yml"),
+         "-e", json.dumps({"render_platforms": ["doks"], "render_dest": str(dest)}),
+         "-e", f"ansible_python_interpreter={sys.executable}"],
+        cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True, text=True, timeout=300, check=False)
+    assert ours.returncode == 0, ours.stdout[-3000:]
+    docs += json.loads(dest.read_text())["doks"]
+    return [d for d in docs if d.get("kind") == "PodMonitor"]
+
+
+def _pods(rendered) -> list[dict[str, Any]]:
+    graph = rendered["dev"].graph
+    graph["metadata"].setdefault("uid", "0")
+    pods = []
+    for component in graph["spec"]["components"]:
+        pods.append({"metadata": {"name": component["name"], "namespace": graph["metadata"]["namespace"],
+                                  "labels": pod_labels(graph, component, "default-queue")},
+                     "spec": pod_spec(graph, component)})
+    return pods
+
+
+def test_each_dynamo_pod_is_scraped_once(rendered, monitors):
+    pods = _pods(rendered)
+    assert {p["metadata"]["labels"]["nvidia.com/dynamo-component-type"] for p in pods} == {"frontend", "worker"}
+    counts = {p["metadata"]["name"]: [name for name, _ in targets(monitors, p)] for p in pods}
+    assert all(len(found) == 1 for found in counts.values()), (
+        f"PodMonitor endpoints scraping each pod: {counts} (more than one doubles every series)")
+
+
+def test_every_frontend_series_carries_its_routing_mode(rendered, monitors):
+    for pod in _pods(rendered):
+        if pod["metadata"]["labels"]["nvidia.com/dynamo-component-type"] != "frontend":
+            continue
+        assert pod["metadata"]["labels"][ROUTING_POD_LABEL] in {"kv", "round_robin"}
+        for name, endpoint in targets(monitors, pod):
+            routing = [r for r in endpoint.get("relabelings") or [] if r.get("targetLabel") == "routing"]
+            meta = "__meta_kubernetes_pod_label_" + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in ROUTING_POD_LABEL)
+            assert routing and routing[0]["sourceLabels"] == [meta], (
+                f"PodMonitor {name} scrapes {pod['metadata']['name']} without a routing label: "
+                "its series are the routing=\"\" line on every `by (routing)` panel")
