@@ -114,3 +114,31 @@ def test_default_cluster_network_is_unchanged() -> None:
     # The lead's rehearsal and these tests can run side by side without sharing addresses.
     assert fixture.Network.loopback("gtc-rehearsal").service_cidr != loop.service_cidr
     assert json.loads(json.dumps(vars(loop))) == vars(loop)  # what cluster.json records
+
+
+def test_webhooks_that_ignore_failures_do_not_block(rehearsal: Any, charts: Any) -> None:
+    """prometheus-operator's admission webhook (kube-prometheus-stack, ``patch.enabled``: failurePolicy
+    Ignore) and KEDA's (``webhooks.failurePolicy: Ignore``) have no server here: what they would
+    validate is still admitted, as on a cluster whose webhook pods are down. KEDA's metrics APIService
+    stays unavailable (no EndpointSlice can hold a loopback address), and discovery goes on without it."""
+    from kubernetes import client
+
+    api = rehearsal.api_client()
+    adm = client.AdmissionregistrationV1Api(api)
+    policies = {h.name: h.failure_policy for c in adm.list_validating_webhook_configuration().items
+                for h in c.webhooks if c.metadata.name in ("kube-prometheus-stack-admission", "keda-admission")}
+    assert policies and set(policies.values()) == {"Ignore"}, policies
+    custom = client.CustomObjectsApi(api)
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "probe"},
+            "spec": {"groups": [{"name": "probe", "rules": [{"record": "probe:up", "expr": "up"}]}]}}
+    custom.create_namespaced_custom_object("monitoring.coreos.com", "v1", "monitoring", "prometheusrules", rule,
+                                           dry_run="All")
+    scaled = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "probe"},
+              "spec": {"scaleTargetRef": {"name": "none"}, "triggers": [{"type": "prometheus", "metadata": {
+                  "serverAddress": "http://prometheus:9090", "query": "up", "threshold": "1"}}]}}
+    custom.create_namespaced_custom_object("keda.sh", "v1alpha1", "keda", "scaledobjects", scaled, dry_run="All")
+    metrics = client.ApiregistrationV1Api(api).read_api_service("v1beta1.external.metrics.k8s.io")
+    available = next(c for c in metrics.status.conditions if c.type == "Available")
+    assert (available.status, available.reason) == ("False", "MissingEndpoints")
+    groups = {g.name for g in client.ApisApi(api).get_api_versions().groups}
+    assert {"cert-manager.io", "monitoring.coreos.com", "keda.sh", "gateway.networking.k8s.io"} <= groups
