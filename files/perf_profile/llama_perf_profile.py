@@ -184,7 +184,8 @@ def _measured(gpu: str, source: str, timings=None):
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "roofline":
         return None
-    import measured  # pylint: disable=import-outside-toplevel  (same folder; imports this module)
+    # measured.py lives in this folder and imports this module, hence the late import
+    import measured  # pylint: disable=import-outside-toplevel
 
     model = measured.model_for(gpu, timings)
     if model is None and source == "measured":

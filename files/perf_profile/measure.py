@@ -194,9 +194,9 @@ def median_ms(replay: Callable[[], float], warmup: int, repeats: int) -> float:
     milliseconds of one call as the device measured it (CUDA events on a GPU)."""
     if warmup < 0 or repeats < 1:
         raise ValueError("warmup >= 0 and repeats >= 1")
-    for _ in range(warmup):
+    for _warm in range(warmup):
         replay()
-    return statistics.median(replay() for _ in range(repeats))
+    return statistics.median(replay() for _rep in range(repeats))
 
 
 # --- Backends ---------------------------------------------------------------------------
@@ -380,7 +380,7 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
         if tp not in self._weights:
             torch, s = self.torch, shard(tp)
             sets = []
-            for _ in range(max(self.layers, self.prefill_layers)):
+            for _copy in range(max(self.layers, self.prefill_layers)):
                 w = {name: (torch.randn(n, k, device=self.dev, dtype=self.bf16) * 0.05).to(self.fp8)
                      for name, (k, n) in s.gemm_dims().items()}
                 w["norm1"] = torch.rand(HIDDEN, device=self.dev, dtype=self.bf16) + 0.5
@@ -399,7 +399,7 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
             self.torch.cuda.empty_cache()
             bufs = [(self.torch.randn(need, device=self.dev, dtype=self.bf16),
                      self.torch.randn(need, device=self.dev, dtype=self.bf16))
-                    for _ in range(max(self.layers, self.prefill_layers))]
+                    for _copy in range(max(self.layers, self.prefill_layers))]
             self._kv[tp] = (need, bufs)
         return self._kv[tp][1]
 
@@ -478,7 +478,7 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(2):  # compile, autotune, cuBLAS handles: outside the graph
+            for _warm in range(2):  # compile, autotune, cuBLAS handles: outside the graph
                 work()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
@@ -499,7 +499,7 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
             del graph
 
     def time_point(self, tp: int, pt: Point, per_op: bool = True) -> dict:
-        torch, s = self.torch, shard(tp)
+        torch = self.torch
         n_layers = self.prefill_layers if pt.phase == "prefill" else self.layers
         weights = self._layer_weights(tp)[:n_layers]
         kv_tokens = pt.prefix + pt.new if pt.phase == "prefill" else pt.batch * pt.ctx
@@ -516,7 +516,7 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
             return {"x": torch.randn(m, HIDDEN, device=self.dev, dtype=self.bf16),
                     "res": torch.randn(m, HIDDEN, device=self.dev, dtype=self.bf16), "cos": cos, "sin": sin}
 
-        states = [fresh_state() for _ in layers]
+        states = [fresh_state() for _layer in layers]
         x0 = [(st["x"].clone(), st["res"].clone()) for st in states]
 
         def whole() -> None:
@@ -538,7 +538,6 @@ class TorchBackend:  # pragma: no cover - needs a CUDA GPU; CI runs FakeBackend 
 
                 result["ops_ms"][op] = self._graph_ms(one_op, n_layers)
         del states, layers
-        _ = s
         return result
 
     def time_lm_head(self, tp: int, m: int) -> float:

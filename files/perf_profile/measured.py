@@ -96,7 +96,7 @@ def fit_attention(points: list[tuple[float, float, float]]) -> list[float]:
     negative coefficients are clamped to 0 and the rest refitted."""
     active = [0, 1, 2]
     while True:
-        ata = [[0.0] * 3 for _ in range(3)]
+        ata = [[0.0] * 3 for _row in range(3)]
         atb = [0.0] * 3
         for b, kv, t in points:
             row = [1.0, b, kv]

@@ -47,7 +47,7 @@ def test_op_cost_gemm_and_attention():
     assert flops == 2 * 1000 * 8192 * (2 * 28672 // 4)
     assert byts == 8192 * 14336 + 1000 * 8192 + 2 * 1000 * 14336  # FP8 weight + FP8 input + bf16 out
     # causal: n(n+1)/2 pairs; a cached prefix adds n x prefix pairs
-    f0, _ = measure.op_cost("attention", 1, measure.Point("prefill", new=300))
+    f0 = measure.op_cost("attention", 1, measure.Point("prefill", new=300))[0]
     f1, b1 = measure.op_cost("attention", 1, measure.Point("prefill", new=300, prefix=5000))
     assert f0 == 4 * (300 * 301 / 2) * 64 * 128
     assert f1 - f0 == 4 * 300 * 5000 * 64 * 128
@@ -193,7 +193,7 @@ def test_cli_writes_json_and_a_mocker_npz_per_tp(tmp_path, capsys):
         assert shapes == {"prefill_isl.npy": (129,), "prefill_ttft_ms.npy": (129,),
                           "decode_active_kv_tokens.npy": (64,), "decode_context_length.npy": (64,),
                           "decode_itl.npy": (64, 64)}
-        for _, _, header, offset in arrays.values():
+        for _shape, _values, header, offset in arrays.values():
             assert header["descr"] == "<f8" and header["fortran_order"] is False and offset % 64 == 0
         isl = arrays["prefill_isl.npy"][1]
         assert isl[0] == 0 and isl[-1] == 16384 and isl == sorted(isl)
