@@ -103,9 +103,10 @@ class InfraRunner:
         }
 
     def playbook(self, name: str, *args: str, token: str | None = None, inventory: str = "inventories/dev",
-                 **more: Any) -> PlaybookRun:
+                 env: dict[str, str] | None = None, **more: Any) -> PlaybookRun:
+        """A test playbook of tests/integration/infra/playbooks; ``env`` adds to the run's environment."""
         run = run_playbook(str(PLAYBOOKS / name), "-e", f"@{self.extra_vars(**more)}", *args,
-                           inventory=inventory, env=self.env(token), timeout=600)
+                           inventory=inventory, env={**self.env(token), **(env or {})}, timeout=600)
         self.runs.append(run)
         return run
 
