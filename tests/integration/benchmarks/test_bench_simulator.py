@@ -93,6 +93,9 @@ def test_quick_run_writes_tables_and_plots(bench_python, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000, png
     sim = json.loads((tmp_path / "simulator.json").read_text())
     assert sim["meta"]["quick"] is True and sim["sweep"]
+    # the engines were timed by the committed H200 measurement, and the report says so
+    assert sim["meta"]["profile"]["h200"].startswith("measured on NVIDIA H200")
+    assert "Timing of the mocker engines (files/perf_profile): H200: measured on NVIDIA H200" in md
 
 
 if __name__ == "__main__":
