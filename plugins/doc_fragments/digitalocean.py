@@ -14,7 +14,7 @@ options:
   token:
     description:
       - DigitalOcean API token.
-      - When not given, read from E(DIGITALOCEAN_ACCESS_TOKEN), else E(DIGITALOCEAN_TOKEN): the first one
+      - When not given, read from E(DIGITALOCEAN_ACCESS_TOKEN), else E(DIGITALOCEAN_TOKEN); the first one
         set and not empty wins. The roles and playbooks of the collection follow the same rule. Keeping the
         token in the environment keeps it out of inventories, logs and module arguments.
       - Never logged or returned.

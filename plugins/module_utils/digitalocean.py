@@ -53,6 +53,7 @@ RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
 # Never sleep longer than this between two attempts, whatever Retry-After says.
 MAX_RETRY_SLEEP = 60.0
 
+
 def token_fallback(*names):
     """The first of ``names`` set to a non-empty value in the environment.
 
@@ -474,3 +475,24 @@ def get_nfs(client, share_id, region):
     if share and share.get("status") == "DELETED":
         return None
     return share
+
+
+REGISTRY_HOST = "registry.digitalocean.com"
+
+
+def parse_registry_repository(reference):
+    """(registry name, repository name) of ``registry.digitalocean.com/<registry>/<repository>``.
+
+    The host may be left out; a tag or digest is refused (the caller names the tag apart).
+    """
+    ref = (reference or "").strip().strip("/")
+    parts = ref.split("/")
+    if "." in parts[0] or ":" in parts[0]:
+        host = parts.pop(0)
+        if host != REGISTRY_HOST:
+            raise ValueError("{0} is not in the DigitalOcean Container Registry ({1})".format(reference, REGISTRY_HOST))
+    if len(parts) < 2 or not all(parts):
+        raise ValueError("{0} is not <registry>/<repository>".format(reference))
+    if "@" in parts[-1] or ":" in parts[-1]:
+        raise ValueError("{0} carries a tag or digest; give the repository and the tag apart".format(reference))
+    return parts[0], "/".join(parts[1:])

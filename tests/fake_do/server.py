@@ -12,6 +12,11 @@ Test control lives under /_fake/ (never proxied through Prism):
   POST /_fake/reset     forget everything (body: optional config)
   POST /_fake/config    {"token": ..., "provision_seconds": ..., "node_seconds": ..., "delete_seconds": ...}
   POST /_fake/faults    {"faults": [{"status": 429, "times": 2, "retry_after": 1, "method": "GET", "path": "regex"}]}
+  POST /_fake/images    {"registry": ..., "repository": ..., "tag": ...}: an image pushed to the Container Registry
+
+With ``cluster_backend=KubeBackend(...)`` (tests/fake_do/kube_backend.py) the
+clusters are real: the kubeconfig call answers with a kubeconfig for a real
+API server, and the node pools' nodes exist there as kwok Nodes.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 VERSIONS = [
     {"slug": "1.33.1-do.0", "kubernetes_version": "1.33.1", "supported_features": ["cluster-autoscaler"]},
@@ -88,6 +93,10 @@ class FakeDigitalOcean:
             self.clusters: dict[str, dict[str, Any]] = {}
             self.shares: dict[str, dict[str, Any]] = {}
             self.registry: set[str] = set()
+            # Container Registry content: (registry name, repository name) -> {tag: tag record}.
+            # Images are pushed by playbooks/images.yml, not by site.yml: teardown leaves them,
+            # and they do not count in is_empty().
+            self.images: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
             self.faults: list[dict[str, Any]] = []
             self.log: list[dict[str, Any]] = []
             if self.cluster_backend is not None:
@@ -101,6 +110,8 @@ class FakeDigitalOcean:
                 "clusters": [self._cluster_view(c) for c in self.clusters.values()],
                 "shares": [self._share_view(s) for s in self.shares.values()],
                 "registry": sorted(self.registry),
+                "images": sorted("{0}/{1}:{2}".format(r, repo, t) for (r, repo), tags in self.images.items()
+                                 for t in tags),
             }
 
     def is_empty(self) -> bool:
@@ -413,6 +424,29 @@ class FakeDigitalOcean:
             self.registry.discard(cid)
         return 204, None
 
+    # --- Container Registry ---------------------------------------------------
+    def push_image(self, registry: str, repository: str, tag: str) -> dict[str, Any]:
+        """What `docker push registry.digitalocean.com/<registry>/<repository>:<tag>` leaves (test control)."""
+        with self.lock:
+            digest = "sha256:" + uuid.uuid5(uuid.NAMESPACE_URL, f"{registry}/{repository}:{tag}").hex * 2
+            record = {"registry_name": registry, "repository": repository, "tag": tag,
+                      "manifest_digest": digest, "compressed_size_bytes": 52428800, "size_bytes": 157286400,
+                      "updated_at": now_iso()}
+            self.images.setdefault((registry, repository), {})[tag] = record
+            return record
+
+    def list_repository_tags(self, registry: str, repository: str, query: dict[str, str]) -> tuple[int, Any]:
+        # registries_list_repositoryTags (and the deprecated registry_list_repositoryTags): a '/' in the
+        # repository name arrives URL-encoded (%2F); an unknown registry or repository is a 404.
+        repository = unquote(repository)
+        if not any(r == registry for r, _repo in self.images):
+            raise ApiError(404, "not_found", "registry {0} not found".format(registry))
+        tags = self.images.get((registry, repository))
+        if tags is None:
+            raise ApiError(404, "not_found", "repository {0} not found".format(repository))
+        items = sorted(tags.values(), key=lambda t: t["updated_at"], reverse=True)
+        return 200, self._page(items, "tags", query)
+
     # --- NFS ----------------------------------------------------------------
     def list_shares(self, query: dict[str, str]) -> tuple[int, Any]:
         region = query.get("region")
@@ -487,6 +521,8 @@ class FakeDigitalOcean:
             ("DELETE", r"/v2/kubernetes/clusters/" + u + "/node_pools/" + u, self.delete_pool, None),
             ("POST", r"/v2/kubernetes/registry", self.registry_add, "body"),
             ("DELETE", r"/v2/kubernetes/registry", self.registry_remove, "body"),
+            ("GET", r"/v2/registries/([a-z0-9-]{1,63})/repositories/([^/]+)/tags", self.list_repository_tags, "query"),
+            ("GET", r"/v2/registry/([a-z0-9-]{1,63})/repositories/([^/]+)/tags", self.list_repository_tags, "query"),
             ("GET", r"/v2/nfs", self.list_shares, "query"),
             ("POST", r"/v2/nfs", self.create_share, "body"),
             ("GET", r"/v2/nfs/" + u, self.get_share, None),
@@ -555,6 +591,9 @@ def make_handler(fake: FakeDigitalOcean, routes: list[Any]) -> type[BaseHTTPRequ
                 with fake.lock:
                     fake.config.update(self._body())
                 return self._send(200, fake.config)
+            if method == "POST" and path == "/_fake/images":
+                body = self._body()
+                return self._send(200, fake.push_image(body["registry"], body["repository"], body["tag"]))
             if method == "POST" and path == "/_fake/faults":
                 with fake.lock:
                     fake.faults = list(self._body().get("faults") or [])

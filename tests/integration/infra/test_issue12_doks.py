@@ -303,3 +303,33 @@ def test_site_refuses_bad_inputs_before_any_call(infra: InfraRunner, fake_do_clu
     assert run.returncode != 0
     assert "Preflight" in failed_play(run) and message in run.output, run.output[-3000:]
     assert infra.api.log() == [], "site.yml talked to DigitalOcean before refusing"
+
+
+# --- defect 12: the image tag pushed, looked up in the Container Registry ------------------------------
+
+
+def test_registry_tag_info_finds_a_pushed_tag_only(infra: InfraRunner) -> None:
+    repo = "registry.digitalocean.com/do-solutions-sfo3/gtc-demo-loadgen"
+    infra.api.control("/_fake/images", {"registry": "do-solutions-sfo3", "repository": "gtc-demo-loadgen",
+                                        "tag": "20260301-abc1234"})
+    infra.api.control("/_fake/images", {"registry": "do-solutions-sfo3", "repository": "tools/bench", "tag": "v1"})
+    found = infra.module("do_registry_tag_info", {"repository": repo, "tag": "20260301-abc1234"})
+    ok(found)
+    assert '"exists": true' in found.output or "exists: true" in found.output, found.output
+    assert "sha256:" in found.output
+    missing = infra.module("do_registry_tag_info", {"repository": repo, "tag": "20260302-def5678"})
+    ok(missing)
+    assert "exists: false" in missing.output and "20260301-abc1234" in missing.output
+    # A repository name with '/' goes URL-encoded, as the API asks.
+    nested = infra.module("do_registry_tag_info", {"repository": "do-solutions-sfo3/tools/bench", "tag": "v1"})
+    ok(nested)
+    assert "exists: true" in nested.output
+    assert any(e["path"] == "/v2/registries/do-solutions-sfo3/repositories/tools%2Fbench/tags"
+               for e in infra.api.log()), infra.api.log()
+    absent = infra.module("do_registry_tag_info", {"repository": "registry.digitalocean.com/nobody/x", "tag": "v1"})
+    ok(absent)
+    assert "exists: false" in absent.output
+    elsewhere = infra.module("do_registry_tag_info", {"repository": "ghcr.io/a/b", "tag": "v1"})
+    assert elsewhere.returncode != 0 and "not in the DigitalOcean Container Registry" in elsewhere.output
+    # Images are not site.yml's: they do not make the cloud non-empty.
+    assert infra.api.fake.is_empty()
