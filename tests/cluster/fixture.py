@@ -313,6 +313,27 @@ class Cluster:
     def server(self) -> str:
         return self.api_client().configuration.host
 
+    def non_loopback_addresses(self) -> list[tuple[str, str, str]]:
+        """(kind, namespace/name, address) of every Service ClusterIP, pod IP and node InternalIP
+        outside 127.0.0.0/8: what kube-apiserver could be made to dial off this machine. Empty
+        on a ``Network.loopback`` cluster; a rehearsal asserts it after its run."""
+        core = self.core()
+        found: list[tuple[str, str, str]] = []
+        for svc in core.list_service_for_all_namespaces().items:
+            for ip in svc.spec.cluster_ips or [svc.spec.cluster_ip]:
+                if ip and ip != "None" and ipaddress.ip_address(ip) not in LOOPBACK:
+                    found.append(("Service", f"{svc.metadata.namespace}/{svc.metadata.name}", ip))
+        for pod in core.list_pod_for_all_namespaces().items:
+            ips = [p.ip for p in (pod.status.pod_ips or [])] or [pod.status.pod_ip]
+            for ip in ips:
+                if ip and ipaddress.ip_address(ip) not in LOOPBACK:
+                    found.append(("Pod", f"{pod.metadata.namespace}/{pod.metadata.name}", ip))
+        for node in core.list_node().items:
+            for address in node.status.addresses or []:
+                if address.type == "InternalIP" and ipaddress.ip_address(address.address) not in LOOPBACK:
+                    found.append(("Node", node.metadata.name, address.address))
+        return found
+
     # -- nodes -------------------------------------------------------------
 
     def create_node(self, node: dict[str, Any]) -> None:
@@ -581,11 +602,26 @@ def up(*, crds: Iterable[str] | None = None, nodes: bool = True, name: str | Non
         for component, extra in network.component_args().items():
             component_args.setdefault(component, []).extend(extra)
         patches = _write_component_patches(directory, component_args)
-        result = _kwokctl(bin_dir, directory, "--config", str(patches), *args, check=False, name=name)
-        if result.returncode != 0:
-            log(result.stdout)
+        for attempt in range(1, 4):
+            result = _kwokctl(bin_dir, directory, "--config", str(patches), *args, check=False, name=name)
+            if result.returncode != 0:
+                log(result.stdout)
+                _stop(bin_dir, directory, name)
+                raise RuntimeError(f"kwokctl create cluster failed ({result.returncode}); output above")
+            _wait_api(cluster)
+            if _kwok_works(cluster):
+                break
+            # kwokctl picks free ports when it creates the cluster; another cluster
+            # starting at the same time can take one before a component binds it
+            # (seen: kwok-controller exiting on "bind: address already in use").
+            kwok_log = directory / "kwok" / "clusters" / name / "logs" / "kwok-controller.log"
+            errors = [ln for ln in (kwok_log.read_text(errors="replace").splitlines() if kwok_log.exists() else [])
+                      if '"level":"ERROR"' in ln]
+            log(f"kwok-controller does not run (attempt {attempt}): {errors[-1][-300:] if errors else 'no error logged'}"
+                "; starting again")
             _stop(bin_dir, directory, name)
-            raise RuntimeError(f"kwokctl create cluster failed ({result.returncode}); output above")
+        else:
+            raise RuntimeError(f"the cluster in {directory} came up without a working kwok-controller three times")
     _wait_api(cluster)
     log(f"API ready at {cluster.server()} after {time.monotonic() - started:.1f}s")
     if nodes:
@@ -601,6 +637,25 @@ def up(*, crds: Iterable[str] | None = None, nodes: bool = True, name: str | Non
         "network": {k: v for k, v in vars(network).items()},
     }, indent=2) + "\n")
     return cluster
+
+
+def _kwok_works(cluster: Cluster, timeout: float = 30) -> bool:
+    """Whether kwok-controller manages nodes: a probe node labelled for it turns Ready (then goes)."""
+    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+    name = "kwok-probe"
+    probe = doks_node(name, "kwok-probe", gpus=0, extra_labels={TEST_NODE_LABEL: "fixture"})
+    try:
+        cluster.create_node(probe)
+        cluster.wait_nodes_ready([name], timeout=timeout)
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        with contextlib.suppress(ApiException):
+            cluster.core().delete_node(name)
+        with contextlib.suppress(TimeoutError, ApiException):
+            cluster._wait_gone(name)  # pylint: disable=protected-access
 
 
 def _write_component_patches(directory: Path, component_args: dict[str, list[tuple[str, str]]]) -> Path:

@@ -43,6 +43,8 @@ def test_every_service_pod_and_node_ip_is_loopback(rehearsal: Any, charts: Any) 
     bad_nodes = [(n.metadata.name, a.address) for n in nodes for a in n.status.addresses or []
                  if a.type == "InternalIP" and not _loopback(a.address)]
     assert not bad_nodes, f"nodes outside 127/8: {bad_nodes}"
+    # The same, as the fixture reports it for a rehearsal's final check.
+    assert rehearsal.non_loopback_addresses() == []
     # Each node got its own pod range from the controller manager, inside the cluster's.
     network = rehearsal.network
     assert all(n.spec.pod_cidr and ipaddress.ip_network(n.spec.pod_cidr).subnet_of(
