@@ -6,6 +6,15 @@ against the real API server, following the operator's source: ai-dynamo/dynamo
 ``deploy/operator/`` (see README.md for the commit; ``internal/...`` below is
 under that folder). What it does, and the file each rule comes from:
 
+Its CRDs
+    The operator's Deployment runs the init container ``crd-apply``, which
+    applies the Dynamo CRDs from the operator image before the manager starts
+    (``deploy/helm/charts/platform/components/operator/templates/deployment.yaml``;
+    the chart ships no crds/ for them). When a Deployment
+    ``*-dynamo-operator-controller-manager`` with that init container appears,
+    the stand-in creates or updates the CRDs from the pinned public files
+    (``tests/artifacts.py``: ``schemas/crds/dynamo``), once per Deployment
+    generation.
 Selecting the workload provider
     Grove unless the graph's annotation ``nvidia.com/enable-grove`` is
     ``"false"`` (or Grove is off in the operator's configuration); the choice
@@ -78,7 +87,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import secrets
 from typing import Any, Optional
 
 import yaml
@@ -261,6 +269,23 @@ def parse_operator_config(text: str) -> dict[str, bool]:
             "kai_scheduler": bool((orchestrators.get("kaiScheduler") or {}).get("enabled"))}
 
 
+def dynamo_crds() -> list[dict[str, Any]]:
+    """The pinned public Dynamo CRDs (what the operator image's crd-apply holds)."""
+    import sys  # pylint: disable=import-outside-toplevel
+    from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+    tests = str(Path(__file__).resolve().parents[1])
+    if tests not in sys.path:
+        sys.path.insert(0, tests)
+    import artifacts  # pylint: disable=import-outside-toplevel
+
+    folder = artifacts.resolve_dir("schemas/crds/dynamo")
+    crds = [yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))]
+    if not crds:
+        raise FileNotFoundError(f"no Dynamo CRDs in {folder}")
+    return crds
+
+
 # --------------------------------------------------------------------------
 # The controller
 
@@ -286,9 +311,42 @@ class DynamoOperator(StandIn):
         self.namespace = namespace
         self.scheduler_name = scheduler_name
         self._config_seen: Optional[tuple[bool, bool, str]] = None
+        self._crds_applied: set[tuple[str, Any]] = set()
 
     def loops(self):
-        return [self.reconcile_all]
+        return [self.apply_crds, self.reconcile_all]
+
+    # -- crd-apply ---------------------------------------------------------------
+
+    def apply_crds(self) -> None:
+        deployments = self._req("GET", "/apis/apps/v1/deployments").get("items", [])
+        for dep in deployments:
+            meta = dep["metadata"]
+            if not meta["name"].endswith("-dynamo-operator-controller-manager"):
+                continue
+            init = (dep["spec"]["template"]["spec"].get("initContainers") or [])
+            if not any(c.get("name") == "crd-apply" for c in init):
+                continue
+            key = (meta["uid"], meta.get("generation"))
+            if key in self._crds_applied:
+                continue
+            applied = [self._apply_crd(crd) for crd in dynamo_crds()]
+            self._crds_applied.add(key)
+            self.record(f"crd-apply for {meta['namespace']}/{meta['name']}: "
+                        + ", ".join(f"{name} {what}" for name, what in applied))
+
+    def _apply_crd(self, crd: dict[str, Any]) -> tuple[str, str]:
+        path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        name = crd["metadata"]["name"]
+        have = self._get_or_none(f"{path}/{name}")
+        if have is None:
+            self._req("POST", path, crd)
+            return name, "created"
+        if have["spec"] == crd["spec"]:
+            return name, "unchanged"
+        body = {**crd, "metadata": {**crd["metadata"], "resourceVersion": have["metadata"]["resourceVersion"]}}
+        self._req("PUT", f"{path}/{name}", body)
+        return name, "updated"
 
     # -- API helpers -----------------------------------------------------------
 
@@ -469,9 +527,12 @@ class DynamoOperator(StandIn):
         # A replacement waits for the old pods to go (their GPUs are needed).
         if not old and not terminating:
             scheduler = self.scheduler_name if (kai and self.scheduler_name) else None
-            for _ in range(replicas - len(current)):
+            taken = {p["metadata"]["name"] for p in pods}
+            slots = (f"{clique}-{hashlib.sha256(f'{digest}/{i}'.encode()).hexdigest()[:5]}" for i in range(4 * replicas))
+            names = [n for n in slots if n not in taken][:replicas - len(current)]
+            for pod_name in names:
                 pod = {"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"name": f"{clique}-{secrets.token_hex(3)[:5]}", "namespace": ns,
+                       "metadata": {"name": pod_name, "namespace": ns,
                                     "ownerReferences": [owner_reference(dgd)],
                                     **self._pod_metadata(dgd, component, queue, kai, digest)},
                        "spec": pod_spec(dgd, component, scheduler)}

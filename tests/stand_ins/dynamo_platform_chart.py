@@ -5,8 +5,15 @@ which cannot be reached here, so tests install this one instead: the same
 name, version, release layout and values keys, with what the real release
 installs that the roles and ``tests/stand_ins/dynamo_operator.py`` rely on:
 
-- the Dynamo CRDs (``crds/``, from the pinned public files through
-  ``tests/artifacts.py``: ``schemas/crds/dynamo``), and KAI's ``Queue`` CRD
+- the Dynamo CRDs the way the real release brings them: not in ``crds/``
+  (the real chart has none for them) but applied by the operator's init
+  container ``crd-apply`` from its image (``components/operator/templates/deployment.yaml``,
+  when ``upgradeCRD`` and no namespace restriction). The Deployment here has
+  that init container, and ``tests/stand_ins/dynamo_operator.py`` applies the
+  pinned public CRDs (``tests/artifacts.py``: ``schemas/crds/dynamo``) when it
+  sees it. (Packed into the chart they would also break Helm: its release
+  Secret would pass the API server's 1 MiB limit.)
+- KAI's ``Queue`` CRD in ``crds/`` as KAI's chart has it
   (``scheduling.run.ai/v2``, cluster scoped), written here from the shape of
   NVIDIA/KAI-Scheduler ``deployments/kai-scheduler/crds/scheduling.run.ai_queues.yaml``
   (branch v0.13, the kai-scheduler v0.13.x the platform chart depends on);
@@ -34,7 +41,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,9 +49,6 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "dynamo-platform"
-TESTS = HERE.parent
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
 
 NAME = "dynamo-platform"
 VERSION = "1.6.1"
@@ -167,24 +170,13 @@ def queue_crd() -> dict[str, Any]:
     }
 
 
-def dynamo_crds_dir() -> Path:
-    import artifacts  # pylint: disable=import-outside-toplevel  # tests/ on sys.path (above)
-
-    return artifacts.resolve_dir("schemas/crds/dynamo")
-
-
 def write_chart(chart_dir: Path) -> Path:
-    """The chart's folder (templates from tests/stand_ins/dynamo-platform, CRDs, schema)."""
+    """The chart's folder (templates from tests/stand_ins/dynamo-platform, KAI's Queue CRD, schema)."""
     if chart_dir.exists():
         shutil.rmtree(chart_dir)
     shutil.copytree(SOURCE, chart_dir)
     crds = chart_dir / "crds"
     crds.mkdir()
-    sources = sorted(dynamo_crds_dir().glob("*.yaml"))
-    if not sources:
-        raise FileNotFoundError("no Dynamo CRDs found through tests/artifacts.py (schemas/crds/dynamo)")
-    for path in sources:
-        shutil.copyfile(path, crds / path.name)
     (crds / "scheduling.run.ai_queues.yaml").write_text(yaml.safe_dump(queue_crd(), sort_keys=False))
     (chart_dir / "values.schema.json").write_text(json.dumps(SCHEMA, indent=2) + "\n")
     return chart_dir
