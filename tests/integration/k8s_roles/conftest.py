@@ -8,8 +8,9 @@
   given: the role's Helm path (pinned version, values files, upgrade,
   idempotence, check mode) is real, the upstream charts' templates are not.
 - ``stack2``: runs tests/integration/k8s_roles/stack2.yml with ansible-playbook.
-- ``fake_dynamo_operator``: a thread that plays the Dynamo operator's status
-  updates (Ready, observedGeneration) so the role's wait is exercised.
+- ``fake_dynamo_operator``: the Dynamo operator stand-in
+  (tests/stand_ins/dynamo_operator.py, following the operator's source); the
+  role's wait sees what the operator reports.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,45 +135,35 @@ def stack2(k8s_cluster, charts):
 
 
 # --------------------------------------------------------------------------
-# A stand-in for the Dynamo operator's status updates
+# The Dynamo operator stand-in (tests/stand_ins/dynamo_operator.py)
+
+
+class ReadyGenerations:
+    """The generations of the demo's graph the operator stand-in reported Ready (``gen in ...``)."""
+
+    def __init__(self, operator: Any, graph: str = "gtc-demo/gtc-demo") -> None:
+        self.operator = operator
+        self.graph = graph
+
+    def __contains__(self, generation: object) -> bool:
+        return bool(self.operator.logged(f"{self.graph}: state successful generation {generation} Ready=True"))
+
+    def __repr__(self) -> str:
+        return repr(self.operator.logged(f"{self.graph}: state "))
 
 
 @pytest.fixture(scope="session")
-def fake_dynamo_operator(k8s_cluster) -> Iterator[list[int]]:
-    """Marks the graph Ready for each new generation, as the operator does once pods are up.
+def fake_dynamo_operator(k8s_cluster) -> Iterator[ReadyGenerations]:
+    """The operator stand-in: queue check, pods through the real scheduler, Services, status.
 
-    Yields the list of generations it has marked (a test can see it worked).
+    It needs what the dynamo-platform release brings: KAI's Queue CRD and the
+    queue the graph names (the stand-in chart, tests/stand_ins/dynamo_platform_chart.py,
+    installed by cluster_config); without them it fails the graph as the
+    operator does. Yields the Ready generations (``generation in fixture``).
     """
-    from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
-    from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+    from stand_ins.dynamo_operator import DynamoOperator  # pylint: disable=import-outside-toplevel
 
-    dyn = dynamic.DynamicClient(k8s_cluster.api_client())
-    dgd = dyn.resources.get(api_version="nvidia.com/v1beta1", kind="DynamoGraphDeployment")
-    marked: list[int] = []
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(0.5):
-            try:
-                for item in dgd.get(namespace="gtc-demo").items:
-                    gen = item.metadata.generation
-                    if (item.get("status") or {}).get("observedGeneration") == gen:
-                        continue
-                    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-                    dgd.status.patch(
-                        name=item.metadata.name, namespace="gtc-demo", content_type="application/merge-patch+json",
-                        body={"status": {"state": "successful", "observedGeneration": gen, "conditions": [{
-                            "type": "Ready", "status": "True", "reason": "AllComponentsReady",
-                            "message": "stand-in operator (tests)", "lastTransitionTime": now,
-                            "observedGeneration": gen}]}})
-                    marked.append(gen)
-            except ApiException:
-                pass
-            except Exception:  # pylint: disable=broad-except  # the cluster restarting between tests
-                pass
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield marked
-    stop.set()
-    thread.join(timeout=5)
+    operator = DynamoOperator(k8s_cluster.api_client())
+    operator.start()
+    yield ReadyGenerations(operator)
+    operator.stop()
