@@ -92,11 +92,26 @@ class StandIn:
                 step()
                 self._errors.pop(step.__name__, None)
             except Exception as exc:  # pylint: disable=broad-except  # a loop survives an API hiccup
-                message = f"{type(exc).__name__}: {exc}"
+                message = _describe(exc)
                 if self._errors.get(step.__name__) != message:  # log each new error once
                     self._errors[step.__name__] = message
                     self.record(f"{step.__name__} error: {message}")
             self._stop.wait(self.interval)
+
+
+def _describe(exc: Exception) -> str:
+    """One line per kind of error (an API error's headers differ each time: not part of it)."""
+    status, reason = getattr(exc, "status", None), getattr(exc, "reason", None)
+    if status is not None and reason is not None:
+        body = str(getattr(exc, "body", "") or "")
+        try:
+            import json  # pylint: disable=import-outside-toplevel
+
+            body = json.loads(body).get("message", body)
+        except (ValueError, AttributeError):
+            pass
+        return f"API {status} {reason}: {body[:200]}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def raw_request(api_client: Any, method: str, path: str, body: Any = None, content_type: str = "application/json",
