@@ -364,3 +364,228 @@ class GatewayController(StandIn):
                         + ", ".join(f"{lst['name']}: attachedRoutes={lst['attachedRoutes']} "
                                     + next(f"ResolvedRefs={c['status']} ({c['reason']})" for c in lst["conditions"]
                                            if c["type"] == "ResolvedRefs") for lst in listeners))
+
+
+# --------------------------------------------------------------------------
+# A data plane: what the Gateway's load balancer would answer
+
+
+def _path_match(match: dict[str, Any], path: str) -> int:
+    """Length of the match (-1 for none), per httproute_types.go HTTPPathMatch: PathPrefix matches
+    whole path elements; Exact the whole path. Longer (and Exact) matches win (HTTPRouteRule precedence)."""
+    spec = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    kind, value = spec.get("type", "PathPrefix"), spec.get("value", "/")
+    if kind == "Exact":
+        return 10_000 + len(value) if path == value else -1
+    if kind == "PathPrefix":
+        prefix = value.rstrip("/")
+        if prefix == "" or path == prefix or path.startswith(prefix + "/"):
+            return len(prefix)
+    return -1
+
+
+class GatewayDataPlane(StandIn):
+    """Serves a Gateway's listeners at ``address`` the way its HTTPRoutes say.
+
+    Follows only what the controller stand-in accepted (route parents Accepted
+    by ``controller_name``). Per request: the listener of the port, the Host
+    header against listener and route hostnames, the longest path match, then
+    a ``RequestRedirect`` filter (``httproute_types.go`` HTTPRequestRedirectFilter:
+    status 302 unless set; the port from the scheme, left out for 80/443) or
+    the backendRef: 500 when the route's refs do not resolve (HTTPRouteRule
+    BackendRefs: "500 status codes MUST be returned"), 503 when no local
+    backend stands for the Service (no ready endpoints: "SHOULD return a 503"),
+    else the request is forwarded to ``backends[(namespace, service, port)]``
+    (a base URL on this machine). HTTPS listeners serve the certificate of
+    their ``certificateRefs`` Secret. 404 when no route matches.
+    """
+
+    name = "gateway-data-plane"
+
+    def __init__(self, api_client: Any, *, namespace: str = "gtc-demo", gateway: str = "gtc-demo",
+                 address: str = "127.0.0.1", backends: dict[tuple[str, str, int], str] | None = None,
+                 controller_name: str = CILIUM_CONTROLLER, ports: dict[int, int] | None = None) -> None:
+        super().__init__(api_client)
+        self.namespace, self.gateway = namespace, gateway
+        self.address = address
+        self.backends = dict(backends or {})
+        self.controller_name = controller_name
+        self.ports = dict(ports or {})  # listener port -> local port (default the same)
+        self.routes: list[dict[str, Any]] = []
+        self.listeners: dict[int, dict[str, Any]] = {}
+        self._servers: dict[int, Any] = {}
+        self._signature: Any = None
+        self._tmp: Any = None
+
+    def loops(self) -> list[Callable[[], None]]:
+        return [self.sync]
+
+    def close(self) -> None:
+        for server, thread in self._servers.values():
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+        self._servers = {}
+        self._signature = None
+
+    def sync(self) -> None:
+        import hashlib  # pylint: disable=import-outside-toplevel
+        import json  # pylint: disable=import-outside-toplevel
+
+        from kubernetes import client  # pylint: disable=import-outside-toplevel
+        from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
+
+        try:
+            gateway = raw_request(self.api_client, "GET",
+                                  f"/apis/{GROUP}/v1/namespaces/{self.namespace}/gateways/{self.gateway}")
+        except ApiException as exc:
+            if exc.status == 404:
+                self.close()
+                return
+            raise
+        routes = raw_request(self.api_client, "GET", f"/apis/{GROUP}/v1/httproutes").get("items", [])
+        self.routes = routes
+        listeners = {lst["port"]: lst for lst in gateway["spec"].get("listeners") or []}
+        certs: dict[int, tuple[bytes, bytes]] = {}
+        core = client.CoreV1Api(self.api_client)
+        for port, lst in listeners.items():
+            if lst["protocol"] != "HTTPS":
+                continue
+            ref = ((lst.get("tls") or {}).get("certificateRefs") or [{}])[0]
+            try:
+                secret = core.read_namespaced_secret(ref.get("name", ""), ref.get("namespace") or self.namespace)
+                certs[port] = (base64.b64decode(secret.data["tls.crt"]), base64.b64decode(secret.data["tls.key"]))
+            except (ApiException, KeyError, TypeError):
+                continue  # not servable yet (the certificate is being issued)
+        signature = hashlib.sha256(json.dumps([sorted(listeners.items()), sorted(
+            (p, c[0].decode(), c[1].decode()) for p, c in certs.items())], sort_keys=True, default=str).encode()).hexdigest()
+        self.listeners = listeners
+        if signature == self._signature:
+            return
+        self.close()
+        for port, lst in listeners.items():
+            if lst["protocol"] == "HTTPS" and port not in certs:
+                continue
+            self._serve(port, lst, certs.get(port))
+        self._signature = signature
+
+    def _serve(self, port: int, listener: dict[str, Any], cert: tuple[bytes, bytes] | None) -> None:
+        import http.server  # pylint: disable=import-outside-toplevel
+        import ssl  # pylint: disable=import-outside-toplevel
+        import tempfile  # pylint: disable=import-outside-toplevel
+        import threading  # pylint: disable=import-outside-toplevel
+        from pathlib import Path  # pylint: disable=import-outside-toplevel
+
+        plane = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                status, headers, body = plane.answer(listener, self.command, self.path, dict(self.headers.items()),
+                                                     self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
+                return
+
+        server = http.server.ThreadingHTTPServer((self.address, self.ports.get(port, port)), Handler)
+        server.daemon_threads = True
+        if cert is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "tls.crt").write_bytes(cert[0])
+                (Path(tmp) / "tls.key").write_bytes(cert[1])
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(Path(tmp) / "tls.crt", Path(tmp) / "tls.key")
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True,
+                                  name=f"{self.name}:{port}")
+        thread.start()
+        self._servers[port] = (server, thread)
+        self.record(f"serving listener {listener['name']} ({listener['protocol']}) on "
+                    f"{self.address}:{self.ports.get(port, port)}")
+
+    def _attached(self, route: dict[str, Any], listener: dict[str, Any]) -> dict[str, Any] | None:
+        for parent in (route.get("status") or {}).get("parents") or []:
+            ref = parent.get("parentRef") or {}
+            if (parent.get("controllerName") == self.controller_name and ref.get("name") == self.gateway
+                    and (ref.get("namespace") or route["metadata"]["namespace"]) == self.namespace
+                    and ref.get("sectionName") in (None, listener["name"])
+                    and any(c["type"] == "Accepted" and c["status"] == "True" for c in parent.get("conditions") or [])):
+                return parent
+        return None
+
+    def answer(self, listener: dict[str, Any], method: str, target: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) of one request to ``listener``."""
+        import urllib.error  # pylint: disable=import-outside-toplevel
+        import urllib.request  # pylint: disable=import-outside-toplevel
+
+        host = (headers.get("Host") or "").split(":")[0]
+        path, _, query = target.partition("?")
+        if not hostname_matches(listener.get("hostname"), host):
+            return 404, {}, b"no listener for this host\n"
+        best: tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
+        for route in self.routes:
+            parent = self._attached(route, listener)
+            if parent is None:
+                continue
+            hostnames = route["spec"].get("hostnames") or []
+            if hostnames and not any(hostname_matches(h, host) for h in hostnames):
+                continue
+            for rule in route["spec"].get("rules") or []:
+                for match in rule.get("matches") or [{}]:
+                    if match.get("method") and match["method"] != method:
+                        continue
+                    if any(headers.get(h["name"]) != h["value"] for h in match.get("headers") or []):
+                        continue
+                    score = _path_match(match, path)
+                    if score >= 0 and (best is None or score > best[0]):
+                        best = (score, route, rule, parent)
+        if best is None:
+            return 404, {}, b"no route\n"
+        _, route, rule, parent = best
+        for flt in rule.get("filters") or []:
+            if flt.get("type") == "RequestRedirect":
+                redirect = flt.get("requestRedirect") or {}
+                scheme = redirect.get("scheme") or ("https" if listener["protocol"] == "HTTPS" else "http")
+                port = redirect.get("port") or ({"http": 80, "https": 443}.get(redirect["scheme"])
+                                                if redirect.get("scheme") else listener["port"])
+                netloc = redirect.get("hostname") or host
+                if not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+                    netloc = f"{netloc}:{port}"
+                modifier = redirect.get("path") or {}
+                new_path = path
+                if modifier.get("type") == "ReplaceFullPath":
+                    new_path = modifier.get("replaceFullPath", "/")
+                location = f"{scheme}://{netloc}{new_path}" + (f"?{query}" if query else "")
+                return int(redirect.get("statusCode") or 302), {"Location": location}, b""
+        if any(c["type"] == "ResolvedRefs" and c["status"] != "True" for c in parent.get("conditions") or []):
+            return 500, {}, b"invalid backend\n"
+        refs = rule.get("backendRefs") or []
+        if not refs:
+            return 500, {}, b"no backend\n"
+        ref = refs[0]
+        key = (ref.get("namespace") or route["metadata"]["namespace"], ref["name"], int(ref.get("port") or 0))
+        base = self.backends.get(key)
+        if base is None:
+            return 503, {}, f"no ready endpoint for {key[0]}/{key[1]}:{key[2]}\n".encode()
+        request = urllib.request.Request(base.rstrip("/") + target, data=body or None, method=method,
+                                         headers={k: v for k, v in headers.items()
+                                                  if k.lower() not in ("content-length", "connection")})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (a loopback backend)
+                return response.status, {k: v for k, v in response.headers.items()
+                                         if k.lower() not in ("content-length", "transfer-encoding", "connection")}, \
+                    response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}, exc.read()
+        except OSError as exc:
+            return 503, {}, f"backend {base}: {exc}\n".encode()

@@ -300,3 +300,91 @@ def test_url_checks_go_to_the_base_url_with_the_public_host(rehearsal: Any, cont
         assert run.returncode == 0, run.stdout[-3000:]
         assert site.requests == [("http", "localhost", "/"), ("https", "localhost", "/"),
                                  ("https", "localhost", "/grafana/api/health")]
+
+
+class _Backend:
+    """A local process standing for a Service's pods: answers 200 on the paths it is given."""
+
+    def __init__(self, paths: set[str]) -> None:
+        self.seen: list[tuple[str, str]] = []
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                backend.seen.append((self.headers.get("Host", ""), self.path))
+                self.send_response(200 if self.path in paths else 404)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
+                return
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+
+    def __enter__(self) -> "_Backend":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _request(scheme: str, path: str, host: str = HOSTNAME) -> tuple[int, str]:
+    import http.client
+
+    conn = (http.client.HTTPSConnection(PUBLIC_IP, 443, context=ssl._create_unverified_context(), timeout=10)  # noqa: S323
+            if scheme == "https" else http.client.HTTPConnection(PUBLIC_IP, 80, timeout=10))
+    conn.request("GET", path, headers={"Host": host})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status, response.getheader("Location") or ""
+
+
+def test_data_plane_serves_what_the_routes_say(rehearsal: Any, api: Any, controllers: Any) -> None:
+    """GatewayDataPlane at the Gateway's address: the redirect route, / to the load generator, /grafana to
+    Grafana, with the certificate cert-manager's stand-in issued; then the role's URL checks pass against it."""
+    from stand_ins.gateway_controller import GatewayDataPlane
+
+    with _Backend({"/"}) as loadgen, _Backend({"/grafana/api/health"}) as grafana:
+        plane = GatewayDataPlane(rehearsal.api_client(), address=PUBLIC_IP, backends={
+            (NS, "loadgen", 3000): loadgen.url,
+            ("monitoring", "kube-prometheus-stack-grafana", 80): grafana.url}).start()
+        try:
+            wait_for(lambda: len(plane.logged("serving listener")) == 2, 30)
+            assert _request("http", "/") == (301, f"https://{HOSTNAME}/")
+            assert _request("https", "/")[0] == 200
+            assert _request("https", "/grafana/api/health")[0] == 200
+            assert _request("https", "/", host="other.example.com")[0] == 404
+            assert loadgen.seen == [(HOSTNAME, "/")] and grafana.seen == [(HOSTNAME, "/grafana/api/health")]
+            served = ssl.get_server_certificate((PUBLIC_IP, 443))
+            secret = rehearsal.core().read_namespaced_secret("gtc-demo-tls", NS)
+            import base64
+            from cryptography import x509
+            assert x509.load_pem_x509_certificate(served.encode()) == x509.load_pem_x509_certificate(
+                base64.b64decode(secret.data["tls.crt"]))
+
+            run = run_gateway_role(rehearsal, "check.yml", gateway_check_base_url=f"https://{PUBLIC_IP}",
+                                   gateway_check_validate_certs=False, gateway_check_timeout=40,
+                                   gateway_check_poll_interval=2)
+            assert run.returncode == 0, run.stdout[-3000:]
+
+            # A route whose backend does not resolve answers 500 (httproute_types.go BackendRefs).
+            route = _get(api, "httproutes", "gtc-demo-loadgen")
+            original = copy.deepcopy(route["spec"]["rules"])
+            route["spec"]["rules"][0]["backendRefs"][0]["name"] = "load-gen"
+            api.patch_namespaced_custom_object(GROUP, "v1", NS, "httproutes", "gtc-demo-loadgen",
+                                               {"spec": {"rules": route["spec"]["rules"]}})
+            try:
+                wait_for(lambda: _request("https", "/")[0] == 500, 20)
+            finally:
+                api.patch_namespaced_custom_object(GROUP, "v1", NS, "httproutes", "gtc-demo-loadgen",
+                                                   {"spec": {"rules": original}})
+            wait_for(lambda: _request("https", "/")[0] == 200, 20)
+        finally:
+            plane.stop()
+    assert not plane.running
