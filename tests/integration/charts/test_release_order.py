@@ -83,7 +83,7 @@ def task_order() -> list[str]:
 def walk(plan: dict[str, Any], helm: Path, tmp: Path, platform: str) -> list[tuple[str, list[str]]]:
     """Go through the role's steps in order; return [(step, [problems])]."""
     order = task_order()
-    assert order.index("Install the missing Gateway API CRDs") < order.index("Install the Helm releases") \
+    assert order.index("Install the Gateway API CRDs the cluster lacks") < order.index("Install the Helm releases") \
         < order.index("Apply the dashboards, monitors and recording rules"), order
     served: set[tuple[str, str]] = set(DOKS_PROVIDES[platform])
     report: list[tuple[str, list[str]]] = []

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("validate.yml")
@@ -55,10 +56,14 @@ def test_the_dev_inputs_pass_without_infra_or_a_kubeconfig(fake_helm):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
-def test_gradient_api_key_is_not_required(fake_helm):
-    """The load generator owns GRADIENT_API_KEY and falls back to offline follow-ups without it."""
+def test_gradient_api_key_is_not_required_nor_made_a_secret(fake_helm):
+    """The load generator owns GRADIENT_API_KEY (optional; offline follow-ups without it)."""
     proc = run(SECRETS, [fake_helm])
     assert proc.returncode == 0 and "GRADIENT_API_KEY" not in proc.stdout, proc.stdout[-3000:]
+    defaults = yaml.safe_load((REPO / "roles" / "cluster_config" / "defaults" / "main.yml").read_text())
+    read = {var for secret in defaults["cluster_config_secrets"] for var in secret["data"].values()}
+    assert "GRADIENT_API_KEY" not in read and "gradient-api-key" not in {
+        s["name"] for s in defaults["cluster_config_secrets"]}
 
 
 @pytest.mark.parametrize("missing", ["HF_TOKEN", "SPACES_SECRET_ACCESS_KEY"])
