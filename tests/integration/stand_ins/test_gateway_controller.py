@@ -128,7 +128,12 @@ def test_role_objects_are_accepted_programmed_and_resolved(api: Any, controllers
               and _cond(listeners["https"], "ResolvedRefs").get("status") == "True")
         return ok and status
 
-    status = wait_for(programmed, 40)
+    try:
+        status = wait_for(programmed, 60)
+    except AssertionError as exc:
+        cert_manager, gateway = controllers
+        raise AssertionError(f"{exc}: Gateway status {_get(api, 'gateways', 'gtc-demo').get('status')}; "
+                             f"cert-manager log {cert_manager.log[-8:]}; gateway log {gateway.log[-5:]}") from exc
     assert _cond(status, "Accepted")["reason"] == "Accepted"
     assert status["addresses"] == [{"type": "IPAddress", "value": PUBLIC_IP}]
     listeners = {lst["name"]: lst for lst in status["listeners"]}
