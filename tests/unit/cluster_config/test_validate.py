@@ -121,3 +121,13 @@ def test_something_that_is_not_helm_v3_is_refused(tmp_path):
     (tmp_path / "helm").chmod(0o755)
     proc = run(SECRETS, [tmp_path])
     assert proc.returncode != 0 and "is not a working Helm v3" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    ({"cluster_config_helm_mirror_url": "oci://registry.example.com/charts"},
+     "cluster_config_helm_mirror_url must be empty or an http(s) chart repository URL"),
+    ({"cluster_config_gateway_api_crds_files": ["gateways.yaml"]}, "upstream CRD file names like <group>_<plural>.yaml"),
+])
+def test_bad_chart_and_crd_sources_are_refused(fake_helm, extra, needle):
+    proc = run(SECRETS, [fake_helm], **extra)
+    assert proc.returncode != 0 and needle in proc.stdout, proc.stdout[-3000:]
