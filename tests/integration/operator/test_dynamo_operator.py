@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,10 @@ def test_the_roles_graph_runs_on_one_gpu_node_and_rolls_on_a_new_generation(api,
             assert svc is not None, f"{name}-{frontend}"
             assert [(p["name"], p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [("http", 8000, "http")]
         assert graph["status"]["components"]["worker"]["readyReplicas"] == 2
+        # A steady graph is not written again (its resourceVersion stays).
+        steady = graph["metadata"]["resourceVersion"]
+        time.sleep(3)
+        assert api.graph(name)["metadata"]["resourceVersion"] == steady
 
         # A new generation (a new engine config, say) replaces the workers.
         before = {p["metadata"]["name"] for p in workers}
