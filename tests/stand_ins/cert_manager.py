@@ -565,6 +565,7 @@ class CertManager(StandIn):
     """cert-manager's webhook, cainjector and controller, for a real cert-manager release."""
 
     name = "cert-manager"
+    interval = 1.0  # seconds between passes: each pass lists what it watches
 
     def __init__(self, api_client: Any, *, namespace: str = "cert-manager", release: str = "cert-manager",
                  webhook: bool = True, cainjector: bool = True, controller: bool = True) -> None:

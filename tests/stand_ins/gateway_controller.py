@@ -75,6 +75,7 @@ class GatewayController(StandIn):
     """Gateway API statuses for the GatewayClasses of ``controller_name``."""
 
     name = "gateway-controller"
+    interval = 1.0  # seconds between passes: each pass lists what it watches
 
     def __init__(self, api_client: Any, *, controller_name: str = CILIUM_CONTROLLER, address: str = "127.0.0.1",
                  install_class: str | None = CILIUM_CLASS) -> None:
@@ -401,6 +402,7 @@ class GatewayDataPlane(StandIn):
     """
 
     name = "gateway-data-plane"
+    interval = 1.0  # seconds between passes: each pass lists what it watches
 
     def __init__(self, api_client: Any, *, namespace: str = "gtc-demo", gateway: str = "gtc-demo",
                  address: str = "127.0.0.1", backends: dict[tuple[str, str, int], str] | None = None,

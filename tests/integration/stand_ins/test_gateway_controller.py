@@ -124,8 +124,10 @@ def test_role_objects_are_accepted_programmed_and_resolved(api: Any, controllers
     def programmed() -> Any:
         status = _get(api, "gateways", "gtc-demo").get("status") or {}
         listeners = {lst["name"]: lst for lst in status.get("listeners") or []}
+        # The role applies the routes after the Gateway: wait until they are counted too.
         ok = (_cond(status, "Programmed").get("status") == "True" and "https" in listeners
-              and _cond(listeners["https"], "ResolvedRefs").get("status") == "True")
+              and _cond(listeners["https"], "ResolvedRefs").get("status") == "True"
+              and listeners["https"]["attachedRoutes"] == 2)
         return ok and status
 
     try:
