@@ -395,3 +395,12 @@ def test_data_plane_serves_what_the_routes_say(rehearsal: Any, api: Any, control
         finally:
             plane.stop()
     assert not plane.running
+
+
+def test_second_apply_changes_nothing(rehearsal: Any, controllers: Any) -> None:
+    """With the controllers writing statuses (and cert-manager's webhook admitting each update), the
+    role's second run reports no change, as a second site.yml must."""
+    again = run_gateway_role(rehearsal, "main")
+    assert again.returncode == 0, again.stdout[-3000:]
+    recap = [line for line in again.stdout.splitlines() if line.startswith("localhost") and "changed=" in line]
+    assert recap and "changed=0" in recap[-1], again.stdout[-3000:]
