@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import NAMESPACE, wait_for  # type: ignore[import-not-found]
+from operator_support import NAMESPACE, render, wait_for  # type: ignore[import-not-found]
 from helpers import REPO
 
 GPU = "nvidia.com/gpu"
@@ -151,8 +151,6 @@ def test_a_graph_without_the_annotation_uses_the_dynamo_queue(api, rendered, mod
 
 
 def test_grove_off_makes_deployments(api, tmp_path, model_volume, operator, one_gpu_node):
-    from conftest import render  # type: ignore[import-not-found]  # pylint: disable=import-outside-toplevel
-
     rendered = render(tmp_path / "no-grove", dynamo_k8s_grove=False, dynamo_k8s_name="gtc-deploy")
     graph = _apply_rendered(api, rendered)
     assert graph["metadata"]["annotations"]["nvidia.com/enable-grove"] == "false"

@@ -1,76 +1,15 @@
-"""Renders the dynamo role's objects once per scenario (render.yml) for the tests here.
-
-Rendering goes through ansible-playbook with the role's real defaults and the
-real inventories, so what is checked is what the role would apply.
-"""
+"""Fixtures for the dynamo role's tests: every scenario rendered once (dynamo_render.py),
+and a venv with the pinned ai-dynamo."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-PLAYBOOK = Path(__file__).with_name("render.yml")
-
-# name -> (inventory, extra vars)
-SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
-    "dev": ("inventories/dev", {}),
-    "kind": ("inventories/kind", {}),
-    "dev_no_grove": ("inventories/dev", {"dynamo_k8s_grove": False}),
-}
-
-
-class Rendered:
-    """The files render.yml wrote for one scenario."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def yaml(self, name: str) -> Any:
-        return yaml.safe_load((self.root / name).read_text())
-
-    def text(self, name: str) -> str:
-        return (self.root / name).read_text()
-
-    def exists(self, name: str) -> bool:
-        return (self.root / name).is_file()
-
-    @property
-    def vars(self) -> dict[str, Any]:
-        return json.loads((self.root / "vars.json").read_text())
-
-    @property
-    def graph(self) -> dict[str, Any]:
-        return self.yaml("graph.yaml")
-
-    def components(self) -> dict[str, dict[str, Any]]:
-        return {c["name"]: c for c in self.graph["spec"]["components"]}
-
-    def frontends(self) -> list[dict[str, Any]]:
-        return [c for c in self.graph["spec"]["components"] if c["type"] == "frontend"]
-
-
-def main_container(component: dict[str, Any]) -> dict[str, Any]:
-    return next(c for c in component["podTemplate"]["spec"]["containers"] if c["name"] == "main")
-
-
-def render(out: Path, inventory: str, extra: dict[str, Any], repo: Path = REPO) -> subprocess.CompletedProcess[str]:
-    playbook = Path(sys.executable).parent / "ansible-playbook"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(repo / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    extra_vars = {"render_dir": str(out), "gtc_demo_kubeconfig": "/dev/null", **extra}
-    return subprocess.run(
-        [str(playbook), str(repo / "tests" / "unit" / "dynamo" / "render.yml"), "-i", inventory,
-         "-e", json.dumps(extra_vars)],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )
+from dynamo_render import REPO, SCENARIOS, Rendered, render  # type: ignore[import-not-found]
 
 
 @pytest.fixture(scope="session")
@@ -102,8 +41,3 @@ def dynamo_python() -> Path:
     python = Path(proc.stdout.strip().splitlines()[-1])
     assert python.exists(), python
     return python
-
-
-def pinned_dynamo_version() -> str:
-    defaults = yaml.safe_load((REPO / "roles" / "dynamo" / "defaults" / "main.yml").read_text())
-    return str(defaults["dynamo_local_version"])

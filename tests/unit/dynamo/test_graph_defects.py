@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import main_container  # type: ignore[import-not-found]
+from dynamo_render import main_container  # type: ignore[import-not-found]
 
 QUEUE_ANNOTATION = "nvidia.com/kai-scheduler-queue"
 GROVE_ANNOTATION = "nvidia.com/enable-grove"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import main_container, pinned_dynamo_version  # type: ignore[import-not-found]
+from dynamo_render import main_container, pinned_dynamo_version  # type: ignore[import-not-found]
 
 FRONTEND_ENV = {"DYN_DISCOVERY_BACKEND": "file", "DYN_REQUEST_PLANE": "tcp", "DYN_EVENT_PLANE": "zmq",
                 "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
