@@ -295,6 +295,7 @@ def test_site_refuses_a_missing_secret_before_any_call(infra: InfraRunner, fake_
     ({"gtc_demo_model": "nvidia/Llama-3.1-70B-Instruct-FP9"}, "is not a known model"),
     ({"model_sync_k8s_spaces_bucket": "GTC_Models"}, "must be a Spaces bucket name"),
     ({"cluster_config_dns_zone": "not a zone"}, "must be a DNS domain"),
+    ({"gtc_demo_gpus_per_node": 16}, "but a gpu-h100x8-640gb node has 8 GPUs"),
 ])
 def test_site_refuses_bad_inputs_before_any_call(infra: InfraRunner, fake_do_cluster, overrides: dict[str, Any],
                                                  message: str) -> None:
