@@ -13,6 +13,7 @@ Test control lives under /_fake/ (never proxied through Prism):
   POST /_fake/config    {"token": ..., "provision_seconds": ..., "node_seconds": ..., "delete_seconds": ...}
   POST /_fake/faults    {"faults": [{"status": 429, "times": 2, "retry_after": 1, "method": "GET", "path": "regex"}]}
   POST /_fake/images    {"registry": ..., "repository": ..., "tag": ...}: an image pushed to the Container Registry
+  POST /_fake/config    {"domains": [...]} (or reset with it): the DNS zones the account serves
 
 With ``cluster_backend=KubeBackend(...)`` (tests/fake_do/kube_backend.py) the
 clusters are real: the kubeconfig call answers with a kubeconfig for a real
@@ -97,6 +98,8 @@ class FakeDigitalOcean:
             # Images are pushed by playbooks/images.yml, not by site.yml: teardown leaves them,
             # and they do not count in is_empty().
             self.images: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+            # DNS zones of the account (the user's, like the images: teardown leaves them).
+            self.domains: set[str] = set(self.config.get("domains") or [])
             self.faults: list[dict[str, Any]] = []
             self.log: list[dict[str, Any]] = []
             if self.cluster_backend is not None:
@@ -424,6 +427,16 @@ class FakeDigitalOcean:
             self.registry.discard(cid)
         return 204, None
 
+    # --- DNS ------------------------------------------------------------------
+    def get_domain(self, name: str) -> tuple[int, Any]:
+        # domains_get: {"domain": {name, ttl, zone_file}} or 404.
+        name = unquote(name).lower()
+        if name not in self.domains:
+            raise ApiError(404, "not_found", "The resource you were accessing could not be found.")
+        zone = ("$ORIGIN {0}.\n$TTL 1800\n{0}. IN SOA ns1.digitalocean.com. hostmaster.{0}. 1 10800 3600 604800 1800\n"
+                "{0}. 1800 IN NS ns1.digitalocean.com.\n").format(name)
+        return 200, {"domain": {"name": name, "ttl": 1800, "zone_file": zone}}
+
     # --- Container Registry ---------------------------------------------------
     def push_image(self, registry: str, repository: str, tag: str) -> dict[str, Any]:
         """What `docker push registry.digitalocean.com/<registry>/<repository>:<tag>` leaves (test control)."""
@@ -521,6 +534,7 @@ class FakeDigitalOcean:
             ("DELETE", r"/v2/kubernetes/clusters/" + u + "/node_pools/" + u, self.delete_pool, None),
             ("POST", r"/v2/kubernetes/registry", self.registry_add, "body"),
             ("DELETE", r"/v2/kubernetes/registry", self.registry_remove, "body"),
+            ("GET", r"/v2/domains/([^/]+)", self.get_domain, None),
             ("GET", r"/v2/registries/([a-z0-9-]{1,63})/repositories/([^/]+)/tags", self.list_repository_tags, "query"),
             ("GET", r"/v2/registry/([a-z0-9-]{1,63})/repositories/([^/]+)/tags", self.list_repository_tags, "query"),
             ("GET", r"/v2/nfs", self.list_shares, "query"),
@@ -589,7 +603,9 @@ def make_handler(fake: FakeDigitalOcean, routes: list[Any]) -> type[BaseHTTPRequ
                 return self._send(200, {"ok": True})
             if method == "POST" and path == "/_fake/config":
                 with fake.lock:
-                    fake.config.update(self._body())
+                    body = self._body()
+                    fake.config.update(body)
+                    fake.domains.update(body.get("domains") or [])
                 return self._send(200, fake.config)
             if method == "POST" and path == "/_fake/images":
                 body = self._body()

@@ -334,3 +334,15 @@ def test_registry_tag_info_finds_a_pushed_tag_only(infra: InfraRunner) -> None:
     assert elsewhere.returncode != 0 and "not in the DigitalOcean Container Registry" in elsewhere.output
     # Images are not site.yml's: they do not make the cloud non-empty.
     assert infra.api.fake.is_empty()
+
+
+def test_domain_info_tells_a_served_zone_from_a_missing_one(infra: InfraRunner) -> None:
+    """For a preflight check that the DNS zone is DigitalOcean's (external-dns, DNS-01) before anything is bought."""
+    infra.api.control("/_fake/config", {"domains": ["digitalocean.solutions"]})
+    served = infra.module("do_domain_info", {"name": "digitalocean.solutions"})
+    ok(served)
+    assert "exists: true" in served.output and "ns1.digitalocean.com" in served.output
+    missing = infra.module("do_domain_info", {"name": "digitalocean.example"})
+    ok(missing)
+    assert "exists: false" in missing.output
+    assert infra.api.fake.is_empty()
