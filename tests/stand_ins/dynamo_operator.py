@@ -301,7 +301,7 @@ class DynamoOperator(StandIn):
     """
 
     name = "dynamo-operator"
-    interval = 0.5
+    interval = 1.0  # seconds between passes: each pass lists what it watches
 
     def __init__(self, api_client: Any, *, grove: Optional[bool] = None, kai_scheduler: Optional[bool] = None,
                  namespace: Optional[str] = None, scheduler_name: Optional[str] = None) -> None:
