@@ -12,12 +12,13 @@ LOCAL_INVENTORY := inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup demo teardown lint sanity cluster-bin pytest unit integration test clean
+.PHONY: help setup demo teardown rehearse lint sanity cluster-bin pytest unit integration test clean
 
 help:
 	@echo "make demo      set up and start the local demo (no cloud, no GPU)"
 	@echo "make teardown  stop the local demo and remove what it made"
 	@echo "make test      run every test (lint, sanity, unit, integration)"
+	@echo "make rehearse ENV=dev   rehearse the cloud deployment here, with no DigitalOcean account"
 
 setup: $(VENV)/.installed $(COLLECTION_LINK)
 
@@ -39,6 +40,12 @@ demo: setup
 
 teardown: setup
 	$(BIN)/ansible-playbook playbooks/teardown.yml -i $(LOCAL_INVENTORY)
+
+# The cloud deployment of inventories/$(ENV), rehearsed on this machine (see
+# tests/rehearsal): site.yml, validate.yml, what a real run creates, teardown.
+ENV ?= dev
+rehearse: setup cluster-bin
+	$(BIN)/python tests/rehearsal/cli.py --env $(ENV)
 
 lint: setup
 	$(BIN)/ansible-lint --profile production

@@ -48,9 +48,14 @@ def run_playbook(
     inventory: str = "inventories/local",
     env: dict[str, str] | None = None,
     timeout: int = 1500,
+    wrapper: list[str] | None = None,
 ) -> PlaybookRun:
-    """Run a playbook from the repository root with the tooling venv's Ansible."""
-    args = [str(VENV_BIN / "ansible-playbook"), playbook, "-i", inventory, *extra]
+    """Run a playbook from the repository root with the tooling venv's Ansible.
+
+    ``wrapper``: a command that runs ansible-playbook as its arguments (the
+    rehearsal's private name resolution, for one).
+    """
+    args = [*(wrapper or []), str(VENV_BIN / "ansible-playbook"), playbook, "-i", inventory, *extra]
     full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
     full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
     if env:
