@@ -110,6 +110,18 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def fake_helm(folder: Path) -> Path:
+    """A `helm` in ``folder`` that answers only `helm version --short`, as Helm v3 does; returns ``folder``.
+
+    For tests of input checks that must stop before any Helm call: cluster_config's
+    preflight requires a Helm v3 on PATH, and anything else this helm is asked fails.
+    """
+    helm = folder / "helm"
+    helm.write_text('#!/bin/sh\n[ "$1 $2" = "version --short" ] && echo v3.22.0+g0000000 && exit 0\nexit 1\n')
+    helm.chmod(0o755)
+    return folder
+
+
 def cluster_support():
     """tests/cluster/fixture.py, imported once under one module name.
 

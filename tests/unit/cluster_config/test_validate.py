@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from helpers import fake_helm as make_fake_helm
 
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("validate.yml")
@@ -28,11 +29,7 @@ SECRET_NAMES = {*SECRETS, "DIGITALOCEAN_TOKEN", "GRADIENT_API_KEY"}
 @pytest.fixture(scope="module")
 def fake_helm(tmp_path_factory) -> Path:
     """A folder with a `helm` that answers `helm version --short` as Helm v3 does (v3.X.Y+g<commit>)."""
-    folder = tmp_path_factory.mktemp("bin")
-    helm = folder / "helm"
-    helm.write_text('#!/bin/sh\n[ "$1 $2" = "version --short" ] && echo v3.22.0+g0000000 && exit 0\nexit 1\n')
-    helm.chmod(helm.stat().st_mode | stat.S_IXUSR)
-    return folder
+    return make_fake_helm(tmp_path_factory.mktemp("bin"))
 
 
 def run(env_secrets: dict[str, str], path_dirs: list[Path], inventory: str = "inventories/dev",
