@@ -302,18 +302,11 @@ class Rehearsal:
 
     def kube_objects(self) -> dict[str, list[str]]:
         """Objects in the cluster by kind (namespace/name) that were not there when the cluster came up."""
-        from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
-
-        dyn = dynamic.DynamicClient(self.cluster.api_client())
         system = {"kube-system", "kube-public", "kube-node-lease", "default"}
         found: dict[str, list[str]] = {}
         for kind, api_version in KINDS_REPORTED:
-            try:
-                resource = dyn.resources.get(api_version=api_version, kind=kind)
-            except Exception:  # pylint: disable=broad-except  # CRD not installed (yet, or any more)
-                continue
             names = []
-            for item in resource.get().items:
+            for item in list_objects(self.cluster.api_client(), kind, api_version):
                 meta = item.metadata
                 if meta.namespace in system or (kind == "Namespace" and meta.name in system):
                     continue
@@ -327,15 +320,9 @@ class Rehearsal:
         return found
 
     def _uids(self) -> set[str]:
-        from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
-
-        dyn = dynamic.DynamicClient(self.cluster.api_client())
         uids = set()
         for kind, api_version in KINDS_REPORTED:
-            try:
-                items = dyn.resources.get(api_version=api_version, kind=kind).get().items
-            except Exception:  # pylint: disable=broad-except  # CRD not installed
-                continue
+            items = list_objects(self.cluster.api_client(), kind, api_version)
             uids.update(f"{kind}/{item.metadata.uid}" for item in items)
         return uids
 
@@ -379,6 +366,22 @@ class Rehearsal:
             self.cloud.server.stop()
         self._resources.close()  # the cluster
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def list_objects(api_client: Any, kind: str, api_version: str) -> list[Any]:
+    """Every object of a kind, or [] when the cluster does not serve it (its CRD not installed, or gone).
+
+    The dynamic client keeps discovery in a cache file shared by clusters
+    that had the same address, so a kind it "finds" may still answer 404.
+    """
+    from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
+    from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError  # pylint: disable=import-outside-toplevel
+
+    dyn = dynamic.DynamicClient(api_client)
+    try:
+        return dyn.resources.get(api_version=api_version, kind=kind).get().items
+    except (NotFoundError, ResourceNotFoundError):
+        return []
 
 
 def counted(kind: str, item: Any) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import PlaybookRun
-from rehearsal.harness import FAKE_SECRETS, OVERLAY_KEYS, Rehearsal, counted
+from rehearsal.harness import FAKE_SECRETS, KINDS_REPORTED, OVERLAY_KEYS, Rehearsal, counted, list_objects
 
 pytestmark = pytest.mark.integration
 
@@ -160,18 +160,9 @@ def object_digests(r: Rehearsal) -> dict[str, str]:
     Objects Helm keeps on uninstall by design (``helm.sh/resource-policy:
     keep``) get a key ending in `` (kept)``.
     """
-    from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
-
-    from rehearsal.harness import KINDS_REPORTED  # pylint: disable=import-outside-toplevel
-
-    dyn = dynamic.DynamicClient(r.cluster.api_client())
     digests = {}
     for kind, api_version in KINDS_REPORTED:
-        try:
-            resource = dyn.resources.get(api_version=api_version, kind=kind)
-        except Exception:  # pylint: disable=broad-except  # its CRD is not there
-            continue
-        for item in resource.get().items:
+        for item in list_objects(r.cluster.api_client(), kind, api_version):
             if not counted(kind, item):
                 continue
             body = item.to_dict()
