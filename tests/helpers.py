@@ -7,8 +7,10 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -108,6 +110,21 @@ def processes_mentioning(text: str) -> list[str]:
         if text in cmdline:
             found.append(f"{proc.name}: {cmdline.strip()}")
     return found
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.5, what: str = "") -> Any:
+    """Call ``check`` until it returns something true, and return that; fail after ``timeout`` seconds.
+
+    The failure names ``what`` (or the check's docstring) and the last value seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not true after {timeout}s: {what or check.__doc__ or check}; last {last!r}")
 
 
 def fake_helm(folder: Path) -> Path:

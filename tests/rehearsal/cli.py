@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no inventory inventories/{args.env}")
 
     bridge = LocalBridge().start()
-    rehearsal = Rehearsal(args.env, frontend_url=bridge.kv_url, public_url=bridge.loadgen_url)
+    rehearsal = Rehearsal(args.env, cluster_name=f"gtc-rehearse-{args.env}", frontend_url=bridge.kv_url,
+                          public_url=bridge.loadgen_url)
     failed = []
     try:
         rehearsal.start()

@@ -84,6 +84,9 @@ class Rehearsal:
     """Everything a run of the cloud deployment needs, up on 127.0.0.1; ``run`` drives the playbooks."""
 
     env_name: str = "dev"
+    # The test cluster's name; its loopback ranges (and so the Gateway's address) follow from it,
+    # so two rehearsals at once (the test suite's and a user's) need two names.
+    cluster_name: str = ""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gtc-rehearsal-")))
     frontend_url: str = ""      # the local Dynamo KV-aware frontend validate.yml's inference check reaches
     public_url: str = ""        # what stands for https://<hostname> (the local load generator's page)
@@ -138,7 +141,7 @@ class Rehearsal:
         """
         fixture = cluster_support()
         return self._resources.enter_context(fixture.rehearsal_cluster(
-            f"gtc-rehearsal-{self.env_name}", self.workdir / "cluster", crds=["gateway-api"]))
+            self.cluster_name or f"gtc-rehearsal-{self.env_name}", self.workdir / "cluster", crds=["gateway-api"]))
 
     @property
     def gateway_address(self) -> str:

@@ -8,10 +8,11 @@ tainted).
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
+
+from helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +33,6 @@ def gpu_pod(name, tolerate):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
-def wait_for(predicate, timeout=60, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 @pytest.fixture
@@ -73,7 +66,7 @@ def test_gpu_pod_with_toleration_schedules_onto_a_gpu_node(k8s_cluster, pods):
     pods.append(name)
     core = k8s_cluster.core()
     core.create_namespaced_pod(NAMESPACE, gpu_pod(name, tolerate=True))
-    pod = wait_for(lambda: (p := core.read_namespaced_pod(name, NAMESPACE)).status.phase == "Running" and p)
+    pod = wait_for(lambda: (p := core.read_namespaced_pod(name, NAMESPACE)).status.phase == "Running" and p, timeout=60)
     node = core.read_node(pod.spec.node_name)
     # Usually pool-gpu-h100; other tests' GPU pools are as good to the scheduler.
     assert node.metadata.labels["doks.digitalocean.com/gpu-brand"] == "nvidia"
@@ -94,7 +87,7 @@ def test_gpu_pod_without_toleration_stays_pending(k8s_cluster, pods):
                 return pod, condition
         return None
 
-    pod, condition = wait_for(unschedulable)
+    pod, condition = wait_for(unschedulable, timeout=60)
     assert pod.status.phase == "Pending" and pod.spec.node_name is None
     assert condition.reason == "Unschedulable"
     # The scheduler's own explanation names both obstacles.

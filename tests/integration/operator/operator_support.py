@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 from helpers import REPO
 from stand_ins import raw_request
+
+import helpers
 
 RENDER = REPO / "tests" / "unit" / "dynamo" / "render.yml"
 NAMESPACE = "gtc-demo"
@@ -31,14 +32,8 @@ def render(out: Path, **extra: Any) -> Path:
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 90, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+    """helpers.wait_for with the description first, as these tests read."""
+    return helpers.wait_for(check, timeout=timeout, interval=interval, what=what)
 
 
 class Api:

@@ -17,6 +17,8 @@ import pytest
 
 from stand_ins.cert_manager import CertManager, make_ca
 
+from helpers import wait_for
+
 pytestmark = pytest.mark.integration
 
 GROUP, VERSION = "cert-manager.io", "v1"
@@ -38,15 +40,6 @@ CERTIFICATE = {
 }
 
 
-def wait_for(what: Callable[[], Any], timeout: float = 30, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = what()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not true after {timeout}s: {what.__doc__ or what}; last {last!r}")
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from helpers import REPO, VENV_BIN
+from helpers import REPO, VENV_BIN, wait_for
 from stand_ins.cert_manager import CertManager, make_ca, make_leaf
 from stand_ins.gateway_controller import GatewayController, hostname_matches
 
@@ -37,15 +37,6 @@ HOSTNAME = "gtc-demo.example.com"
 PUBLIC_IP = "127.250.0.1"
 
 
-def wait_for(what: Callable[[], Any], timeout: float = 30, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = what()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"not true after {timeout}s; last {last!r}")
 
 
 def run_gateway_role(cluster: Any, tasks: str, **extra: Any) -> subprocess.CompletedProcess[str]:
