@@ -43,7 +43,7 @@ options:
     required: true
   name:
     description:
-      - The process group: the name of a C([group:NAME]) section, or of a lone C([program:NAME]).
+      - The process group, that is the name of a C([group:NAME]) section or of a lone C([program:NAME]).
     type: str
     required: true
   conf_file:

@@ -634,7 +634,7 @@ def up(*, crds: Iterable[str] | None = None, nodes: bool = True, name: str | Non
     _state_file(directory).write_text(json.dumps({
         "name": cluster.name, "kubeconfig": str(cluster.kubeconfig), "context": cluster.context,
         "server": cluster.server(), "bin_dir": str(bin_dir),
-        "network": {k: v for k, v in vars(network).items()},
+        "network": dict(vars(network)),
     }, indent=2) + "\n")
     return cluster
 

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         bridge.stop()
     print("\nRehearsal " + ("FAILED: " + ", ".join(failed) if failed else "passed") +
           "; times (s): " + ", ".join(f"{getattr(r, 'args', ['?'])[1]} {getattr(r, 'seconds', 0):.0f}"
-                                       for r in rehearsal.runs))
+                                      for r in rehearsal.runs))
     return 1 if failed else 0
 
 

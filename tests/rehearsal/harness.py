@@ -1,13 +1,17 @@
 """The cloud deployment, rehearsed on this machine: everything `site.yml -i inventories/<env>` talks to, for real
 where it can be had and as a stand-in built from upstream source where it cannot.
 
-| what a DOKS run talks to | here |
-| --- | --- |
-| DigitalOcean's API | the fake (tests/fake_do), behind Prism checking DigitalOcean's OpenAPI spec |
-| the DOKS cluster | a real kube-apiserver, controller manager and scheduler (tests/cluster), whose nodes kwok plays; the fake cloud's kubeconfig points at it and its node pools become kwok nodes |
-| chart repositories | the real upstream charts (resolved by tests/artifacts.py) served from 127.0.0.1; dynamo-platform alone is a stand-in (tests/stand_ins) |
-| controllers that run in pods | stand-ins following the upstream source (tests/stand_ins): the Dynamo operator, cert-manager's webhook and controller, a Gateway API controller |
-| the frontend the inference check reaches | the real local Dynamo stack (frontend, KV router, mocker) on 127.0.0.1 |
+What a DOKS run talks to, and what answers here:
+
+- DigitalOcean's API: the fake (tests/fake_do), behind Prism checking DigitalOcean's OpenAPI spec.
+- The DOKS cluster: a real kube-apiserver, controller manager and scheduler (tests/cluster) whose
+  nodes kwok plays; the fake cloud's kubeconfig points at it, and its node pools become kwok nodes.
+- Chart repositories: the real upstream charts (resolved by tests/artifacts.py) served from
+  127.0.0.1; dynamo-platform alone is a stand-in (tests/stand_ins).
+- Controllers that run in pods: stand-ins following the upstream source (tests/stand_ins): the
+  Dynamo operator, cert-manager's webhook and controller, a Gateway API controller and data plane.
+- The frontend the inference check reaches: the real local Dynamo stack (frontend, KV router,
+  mocker) on 127.0.0.1; the page behind the public URL: the local load generator.
 
 The inventory is the user's own (`inventories/<env>`), unchanged. An overlay
 changes endpoints only (``OVERLAY_KEYS``): where the DigitalOcean API, the

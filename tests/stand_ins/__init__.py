@@ -125,7 +125,7 @@ def raw_request(api_client: Any, method: str, path: str, body: Any = None, conte
 
     from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
 
-    method_, url, headers, payload, _ = api_client.param_serialize(
+    method_, url, headers, payload, _files = api_client.param_serialize(
         method, path, query_params=query or [],
         header_params={"Content-Type": content_type, "Accept": "application/json"},
         body=body, auth_settings=["BearerToken"])

@@ -202,7 +202,7 @@ def validate_certificate_spec(spec: dict[str, Any], path: str = "spec") -> list[
         except ValueError:
             errors.append(invalid(f"{path}.ipAddresses[{i}]", ip, "invalid IP address"))
     for i, email in enumerate(spec.get("emailAddresses") or []):
-        _, address = parseaddr(email)
+        _display_name, address = parseaddr(email)
         if not address or "@" not in address:
             errors.append(invalid(f"{path}.emailAddresses[{i}]", email, "invalid email address: mail: no address"))
         elif address != email:
@@ -418,7 +418,7 @@ def review(request: dict[str, Any], path: str) -> dict[str, Any]:
             if errors:
                 # controller-runtime admission.Denied (custom_validator_webhook.go): 403 Forbidden.
                 response.update(allowed=False, status={"code": 403, "reason": "Forbidden",
-                                                      "message": aggregate(errors)})
+                                                       "message": aggregate(errors)})
     elif path == "/mutate":
         if (resource.get("group") == GROUP and resource.get("resource") == "certificaterequests"
                 and request.get("operation") == "CREATE"):
@@ -728,7 +728,7 @@ class CertManager(StandIn):
         """sources.go secretDataSource.ReadCA: namespace/name, the allow annotation, ca.crt."""
         from kubernetes.client.exceptions import ApiException  # pylint: disable=import-outside-toplevel
 
-        namespace, _, name = annotation.partition("/")
+        namespace, _slash, name = annotation.partition("/")
         if not name:
             return None  # "invalid secret source: missing namespace/ prefix"
         try:

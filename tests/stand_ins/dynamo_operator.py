@@ -558,8 +558,8 @@ class DynamoOperator(StandIn):
                     "spec": pod_spec(dgd, component)}
         want = {"apiVersion": "apps/v1", "kind": "Deployment",
                 "metadata": {"name": name, "namespace": ns, "labels": {LABEL_GRAPH: dgd["metadata"]["name"],
-                                                                        LABEL_COMPONENT: component["name"],
-                                                                        LABEL_STAND_IN: "dynamo-operator"},
+                                                                       LABEL_COMPONENT: component["name"],
+                                                                       LABEL_STAND_IN: "dynamo-operator"},
                              "ownerReferences": [owner_reference(dgd)]},
                 "spec": {"replicas": replicas, "selector": {"matchLabels": {LABEL_SELECTOR: labels[LABEL_SELECTOR]}},
                          "template": template}}
@@ -571,7 +571,7 @@ class DynamoOperator(StandIn):
         elif (have["spec"]["template"]["metadata"].get("labels") or {}).get(LABEL_TEMPLATE_HASH) != digest or \
                 have["spec"].get("replicas") != replicas:
             have = self._req("PUT", f"{path}/{name}", {**want, "metadata": {**want["metadata"],
-                                                                             "resourceVersion": have["metadata"]["resourceVersion"]}})
+                                                                            "resourceVersion": have["metadata"]["resourceVersion"]}})
             self.record(f"updated Deployment {ns}/{name}")
         status = have.get("status") or {}
         current = have["metadata"].get("generation") == status.get("observedGeneration")

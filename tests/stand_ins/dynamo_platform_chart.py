@@ -175,6 +175,10 @@ def write_chart(chart_dir: Path) -> Path:
     if chart_dir.exists():
         shutil.rmtree(chart_dir)
     shutil.copytree(SOURCE, chart_dir)
+    # Kept as *.yaml.gotmpl in the repository: they are Go templates, not YAML
+    # (ansible-test's yamllint would parse them); Helm wants them as *.yaml.
+    for template in (chart_dir / "templates").glob("*.gotmpl"):
+        template.rename(template.with_suffix(""))
     crds = chart_dir / "crds"
     crds.mkdir()
     (crds / "scheduling.run.ai_queues.yaml").write_text(yaml.safe_dump(queue_crd(), sort_keys=False))

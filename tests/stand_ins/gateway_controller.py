@@ -260,7 +260,7 @@ class GatewayController(StandIn):
             old = next((p for p in old_parents if p.get("parentRef") == ref
                         and p.get("controllerName") == self.controller_name), {})
             conditions = set_condition(old.get("conditions") or [], _cond("Accepted", accepted, reason, message,
-                                                                         generation))
+                                                                          generation))
             conditions = set_condition(conditions, _cond("ResolvedRefs", resolved, r_reason, r_message, generation))
             parents.append({"parentRef": ref, "controllerName": self.controller_name, "conditions": conditions})
             summary.append(f"{ref['name']}/{ref.get('sectionName', '*')}: Accepted={accepted} ({reason}), "
@@ -531,7 +531,7 @@ class GatewayDataPlane(StandIn):
         import urllib.request  # pylint: disable=import-outside-toplevel
 
         host = (headers.get("Host") or "").split(":")[0]
-        path, _, query = target.partition("?")
+        path, _mark, query = target.partition("?")
         if not hostname_matches(listener.get("hostname"), host):
             return 404, {}, b"no listener for this host\n"
         best: tuple[int, dict[str, Any], dict[str, Any], dict[str, Any]] | None = None
@@ -553,7 +553,7 @@ class GatewayDataPlane(StandIn):
                         best = (score, route, rule, parent)
         if best is None:
             return 404, {}, b"no route\n"
-        _, route, rule, parent = best
+        _score, route, rule, parent = best
         for flt in rule.get("filters") or []:
             if flt.get("type") == "RequestRedirect":
                 redirect = flt.get("requestRedirect") or {}

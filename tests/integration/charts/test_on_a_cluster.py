@@ -147,15 +147,15 @@ def test_loadgen_owns_the_optional_followup_key(cluster, crd_server):
         return apps.read_namespaced_deployment("loadgen", "gtc-demo").spec.template.metadata.annotations[
             "gtc-demo/followup-key"]
 
-    rc, out, _ = steps(cluster, crd_server, "loadgen")
+    rc, out, _stderr = steps(cluster, crd_server, "loadgen")
     assert rc == 0, out[-3000:]
     assert secrets() == {} and marked() == "unset"
-    rc, out, _ = steps(cluster, crd_server, "loadgen", env={"GRADIENT_API_KEY": KEY})
+    rc, out, _stderr = steps(cluster, crd_server, "loadgen", env={"GRADIENT_API_KEY": KEY})
     assert rc == 0, out[-3000:]
     assert base64.b64decode(secrets()["loadgen-followup"]["GRADIENT_API_KEY"]).decode() == KEY
     assert marked() == "set"
     rc, out, changed = steps(cluster, crd_server, "loadgen", env={"GRADIENT_API_KEY": KEY})
     assert rc == 0 and changed == 0, out[-3000:]
-    rc, out, _ = steps(cluster, crd_server, "loadgen")
+    rc, out, _stderr = steps(cluster, crd_server, "loadgen")
     assert rc == 0, out[-3000:]
     assert "loadgen-followup" not in secrets() and marked() == "unset"

@@ -56,7 +56,7 @@ STARTUP_NEEDS = {
 
 def builtin(api_version: str, kind: str) -> bool:
     """A kind of upstream Kubernetes: the client has the group/version's API and the kind's model."""
-    group, _, version = api_version.rpartition("/")
+    group, _slash, version = api_version.rpartition("/")
     prefix = "".join(p.capitalize() for p in group.removesuffix(".k8s.io").split(".")) if group else "Core"
     cap = version[:1].upper() + version[1:]
     return hasattr(kubernetes.client, f"{prefix}{cap}Api") and hasattr(kubernetes.client, f"{cap}{kind}")
@@ -70,7 +70,7 @@ def crd_kinds(crd: dict[str, Any]) -> set[tuple[str, str]]:
 
 def capabilities(served: set[tuple[str, str]]) -> set[str]:
     """The --api-versions strings Helm's .Capabilities.APIVersions.Has matches (group/version and group/version/Kind)."""
-    return {gv for gv, _ in served} | {f"{gv}/{kind}" for gv, kind in served}
+    return {gv for gv, _kind in served} | {f"{gv}/{kind}" for gv, kind in served}
 
 
 def task_order() -> list[str]:
@@ -123,7 +123,7 @@ def test_every_kind_is_served_before_it_is_applied(plans, helm, tmp_path, invent
     report = walk(plans[inventory], helm, tmp_path, inventory)
     bad = [f"{step}: {p}" for step, problems in report for p in problems]
     assert not bad, "\n".join(bad)
-    steps = [step for step, _ in report]
+    steps = [step for step, _found in report]
     assert steps[0] == "gateway-api-crds" and steps[-1] == "monitoring"
     assert set(steps[1:-1]) == {r["name"] for r in plans[inventory]["releases"]}
 

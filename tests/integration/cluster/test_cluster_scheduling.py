@@ -33,8 +33,6 @@ def gpu_pod(name, tolerate):
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
-
-
 @pytest.fixture
 def pods(k8s_cluster):
     names = []

@@ -82,5 +82,3 @@ class Api:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-
-

@@ -7,7 +7,6 @@ dynamo role's own rendered graph.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,6 +20,11 @@ from helpers import REPO
 
 GPU = "nvidia.com/gpu"
 GPU_NODES = ["pool-gpu-h100-x7q1a", "pool-gpu-h100-x7q1b", "pool-gpu-h100-x7q1c"]
+
+
+def _kept_if(value, predicate):
+    """``value`` when ``predicate(value)`` holds, else None (a wait_for check)."""
+    return value if predicate(value) else None
 
 
 def _ready(graph: dict | None) -> bool:
@@ -62,7 +66,7 @@ def test_the_roles_graph_runs_on_one_gpu_node_and_rolls_on_a_new_generation(api,
     graph = _apply_rendered(api, rendered)
     name = graph["metadata"]["name"]
     try:
-        graph = wait_for("the graph to be Ready", lambda: (lambda g: g if _ready(g) else None)(api.graph(name)), timeout=120)
+        graph = wait_for("the graph to be Ready", lambda: _kept_if(api.graph(name), _ready), timeout=120)
         assert graph["metadata"]["annotations"]["nvidia.com/workload-provider"] == "grove"
         assert "nvidia.com/finalizer" in graph["metadata"]["finalizers"]
         pods = api.pods(name)
@@ -107,7 +111,7 @@ def test_the_roles_graph_runs_on_one_gpu_node_and_rolls_on_a_new_generation(api,
                     if c["name"] == "worker" else c for c in graph["spec"]["components"]]}},
                 content_type="application/merge-patch+json")
         graph = wait_for("the new generation to be Ready",
-                         lambda: (lambda g: g if _ready(g) and g["metadata"]["generation"] > generation else None)(api.graph(name)),
+                         lambda: _kept_if(api.graph(name), lambda g: _ready(g) and g["metadata"]["generation"] > generation),
                          timeout=120)
         after = {p["metadata"]["name"] for p in api.pods(name)
                  if p["metadata"]["labels"]["nvidia.com/dynamo-component-type"] == "worker"}
@@ -143,8 +147,8 @@ def test_a_graph_without_the_annotation_uses_the_dynamo_queue(api, rendered, mod
     graph["metadata"]["annotations"].pop("nvidia.com/kai-scheduler-queue")
     api.apply(graph)
     try:
-        g = wait_for("the graph to fail", lambda: (lambda g: g if (g.get("status") or {}).get("state") == "failed" else None)(
-            api.graph("gtc-default-queue")), timeout=60)
+        g = wait_for("the graph to fail", lambda: _kept_if(
+            api.graph("gtc-default-queue"), lambda g: (g.get("status") or {}).get("state") == "failed"), timeout=60)
         assert "queue 'dynamo' not found" in g["status"]["conditions"][0]["message"]
     finally:
         _delete_graph(api, "gtc-default-queue")
@@ -155,7 +159,7 @@ def test_grove_off_makes_deployments(api, tmp_path, model_volume, operator, one_
     graph = _apply_rendered(api, rendered)
     assert graph["metadata"]["annotations"]["nvidia.com/enable-grove"] == "false"
     try:
-        graph = wait_for("the graph to be Ready", lambda: (lambda g: g if _ready(g) else None)(api.graph("gtc-deploy")), timeout=120)
+        graph = wait_for("the graph to be Ready", lambda: _kept_if(api.graph("gtc-deploy"), _ready), timeout=120)
         assert graph["metadata"]["annotations"]["nvidia.com/workload-provider"] == "component"
         assert graph["status"]["components"]["worker"]["componentKind"] == "Deployment"
         deployment = api.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/gtc-deploy-worker")

@@ -30,7 +30,7 @@ ISSUER = {
         "server": "https://acme-v02.api.letsencrypt.org/directory", "email": "admin@example.com",
         "privateKeySecretRef": {"name": "letsencrypt-account-key"},
         "solvers": [{"dns01": {"digitalocean": {"tokenSecretRef": {"name": "digitalocean-dns",
-                                                                    "key": "access-token"}}}}]}},
+                                                                   "key": "access-token"}}}}]}},
 }
 CERTIFICATE = {
     "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "gtc-demo", "namespace": "gtc-demo"},
@@ -38,8 +38,6 @@ CERTIFICATE = {
              "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "letsencrypt"},
              "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}},
 }
-
-
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +106,16 @@ def test_cainjector_refuses_a_secret_that_does_not_allow_injection(rehearsal: An
 
     core = rehearsal.core()
     adm = client.AdmissionregistrationV1Api(rehearsal.api_client())
-    cert, _ = make_ca("test-ca")
+    cert, _key = make_ca("test-ca")
     core.create_namespaced_secret("cert-manager", {"metadata": {"name": "test-ca-plain"},
-                                                    "data": {"ca.crt": base64.b64encode(cert).decode()}})
+                                                   "data": {"ca.crt": base64.b64encode(cert).decode()}})
     hook = {"metadata": {"name": "test-injection", "annotations": {
-                "cert-manager.io/inject-ca-from-secret": "cert-manager/test-ca-plain"}},
-            "webhooks": [{"name": "test.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
-                          "failurePolicy": "Ignore",
-                          "clientConfig": {"service": {"name": "none", "namespace": "cert-manager", "path": "/x"}},
-                          "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"], "operations": ["CREATE"],
-                                     "resources": ["nothings"]}]}]}
+        "cert-manager.io/inject-ca-from-secret": "cert-manager/test-ca-plain"}},
+        "webhooks": [{"name": "test.example.com", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                      "failurePolicy": "Ignore",
+                      "clientConfig": {"service": {"name": "none", "namespace": "cert-manager", "path": "/x"}},
+                      "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"], "operations": ["CREATE"],
+                                 "resources": ["nothings"]}]}]}
     adm.create_validating_webhook_configuration(hook)
     try:
         time.sleep(3 * cert_manager.interval + 1)
@@ -235,7 +233,7 @@ def test_issuer_and_certificate_become_ready_as_check_yml_waits_for(rehearsal: A
         time.sleep(1)
         assert ready()["status"] == "False"
         core.create_namespaced_secret("cert-manager", {"metadata": {"name": "digitalocean-dns"},
-                                                        "stringData": {"access-token": "dop_v1_not_a_token"}})
+                                                       "stringData": {"access-token": "dop_v1_not_a_token"}})
         done = wait_for(lambda: (ready() or {}).get("status") == "True" and ready())
         assert (done["reason"], done["message"]) == ("Ready", "Certificate is up to date and has not expired")
         tls = core.read_namespaced_secret("gtc-demo-tls", "gtc-demo")

@@ -37,8 +37,6 @@ HOSTNAME = "gtc-demo.example.com"
 PUBLIC_IP = "127.250.0.1"
 
 
-
-
 def run_gateway_role(cluster: Any, tasks: str, **extra: Any) -> subprocess.CompletedProcess[str]:
     """The gateway role's ``tasks`` (main, check.yml) for doks against the rehearsal cluster."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +70,7 @@ def controllers(rehearsal: Any, charts: Any) -> Iterator[tuple[CertManager, Gate
     core.create_namespaced_service(NS, {"metadata": {"name": "loadgen"}, "spec": {
         "selector": {"app": "loadgen"}, "ports": [{"name": "http", "port": 3000}]}})
     core.create_namespaced_secret("cert-manager", {"metadata": {"name": "digitalocean-dns"},
-                                                    "stringData": {"access-token": "dop_v1_not_a_token"}})
+                                                   "stringData": {"access-token": "dop_v1_not_a_token"}})
     cert_manager = CertManager(rehearsal.api_client()).start()
     gateway = GatewayController(rehearsal.api_client(), address=PUBLIC_IP).start()
     try:
@@ -280,7 +278,7 @@ class _Site:
 
 
 def test_url_checks_go_to_the_base_url_with_the_public_host(rehearsal: Any, controllers: Any,
-                                                             tmp_path: Path) -> None:
+                                                            tmp_path: Path) -> None:
     """gateway_check_base_url points the URL checks at a local server; the Host header stays the hostname.
     (Before the variable, check.yml asked DNS for the hostname: nothing a rehearsal could answer.)"""
     ca, ca_key = make_ca("rehearsal-site-ca")

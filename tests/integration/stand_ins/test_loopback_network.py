@@ -66,7 +66,7 @@ def test_what_the_api_server_dials_is_loopback(rehearsal: Any, charts: Any) -> N
     for svc in client.ApiregistrationV1Api(api).list_api_service().items:
         if svc.spec.service:
             targets.append((svc.metadata.name, svc.spec.service))
-    names = {name for name, _ in targets}
+    names = {name for name, _address in targets}
     # cert-manager's (failurePolicy Fail), prometheus-operator's, KEDA's and KEDA's metrics APIService.
     assert {"cert-manager-webhook", "kube-prometheus-stack-admission", "keda-admission",
             "v1beta1.external.metrics.k8s.io"} <= names

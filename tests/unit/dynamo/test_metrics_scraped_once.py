@@ -119,7 +119,7 @@ def _pods(rendered) -> list[dict[str, Any]]:
 def test_each_dynamo_pod_is_scraped_once(rendered, monitors):
     pods = _pods(rendered)
     assert {p["metadata"]["labels"]["nvidia.com/dynamo-component-type"] for p in pods} == {"frontend", "worker"}
-    counts = {p["metadata"]["name"]: [name for name, _ in targets(monitors, p)] for p in pods}
+    counts = {p["metadata"]["name"]: [name for name, _endpoint in targets(monitors, p)] for p in pods}
     assert all(len(found) == 1 for found in counts.values()), (
         f"PodMonitor endpoints scraping each pod: {counts} (more than one doubles every series)")
 
