@@ -55,3 +55,14 @@ options:
     type: float
     default: 10.0
 """
+
+    # Attributes of the read-only *_info modules.
+    INFO = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Only reads; runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Changes nothing, so there is no diff.
+"""

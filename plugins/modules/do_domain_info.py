@@ -19,18 +19,12 @@ description:
 author: DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - do_solutions.gtc_demo.digitalocean
+  - do_solutions.gtc_demo.digitalocean.info
 options:
   name:
     description: The zone, for example C(digitalocean.solutions).
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 """
 
 EXAMPLES = r"""

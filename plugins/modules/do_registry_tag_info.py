@@ -20,6 +20,7 @@ description:
 author: DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - do_solutions.gtc_demo.digitalocean
+  - do_solutions.gtc_demo.digitalocean.info
 options:
   repository:
     description:
@@ -32,13 +33,6 @@ options:
     description: The tag to look for.
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-    description: Only reads; runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 """
 
 EXAMPLES = r"""
