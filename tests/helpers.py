@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -16,6 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
 
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's result on localhost, from Ansible's JSON callback."""
+
+    role: str          # the role's FQCN ('' for a play's own task)
+    name: str          # the task's name without the role
+    action: str        # the module or action (ansible.builtin.validate_argument_spec, ...)
+    changed: bool
+    failed: bool
+    skipped: bool
+    result: dict[str, Any]
+
+
 @dataclass
 class PlaybookRun:
     """The outcome of one ansible-playbook run."""
@@ -23,10 +37,34 @@ class PlaybookRun:
     args: list[str]
     returncode: int
     output: str
+    stdout: str = ""
+
+    def tasks(self) -> list[TaskResult]:
+        """Every task's result, in order (needs ``run_playbook(..., json_output=True)``)."""
+        try:
+            document = json.loads(self.stdout)
+        except ValueError as err:
+            raise AssertionError(f"not the JSON callback's output ({err}):\n{self.output[-3000:]}") from None
+        results: list[TaskResult] = []
+        for play in document.get("plays", []):
+            for task in play.get("tasks", []):
+                host = task.get("hosts", {}).get("localhost")
+                if host is None:
+                    continue
+                role, _sep, name = task["task"]["name"].rpartition(" : ")
+                results.append(TaskResult(role, name, host.get("action", ""), bool(host.get("changed")),
+                                          bool(host.get("failed")), bool(host.get("skipped")), host))
+        return results
+
+    def failed_tasks(self) -> list[TaskResult]:
+        return [t for t in self.tasks() if t.failed and not t.result.get("ignore_errors")]
 
     @property
     def recap(self) -> dict[str, int]:
         """Counters of the PLAY RECAP line for localhost (ok, changed, failed, ...)."""
+        if self.stdout.lstrip().startswith("{"):
+            stats = json.loads(self.stdout)["stats"]["localhost"]
+            return {**stats, "failed": stats.get("failures", 0)}
         lines = [ln for ln in self.output.splitlines() if ln.startswith("localhost") and "ok=" in ln]
         if not lines:
             raise AssertionError(f"no PLAY RECAP in output of {self.args}:\n{self.output[-3000:]}")
@@ -51,21 +89,25 @@ def run_playbook(
     env: dict[str, str] | None = None,
     timeout: int = 1500,
     wrapper: list[str] | None = None,
+    json_output: bool = False,
 ) -> PlaybookRun:
     """Run a playbook from the repository root with the tooling venv's Ansible.
 
     ``wrapper``: a command that runs ansible-playbook as its arguments (the
-    rehearsal's private name resolution, for one).
+    rehearsal's private name resolution, for one). ``json_output``: use Ansible's
+    JSON callback, so the test reads results (PlaybookRun.tasks) rather than text.
     """
     args = [*(wrapper or []), str(VENV_BIN / "ansible-playbook"), playbook, "-i", inventory, *extra]
     full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"}
     full_env["PATH"] = f"{VENV_BIN}{os.pathsep}{full_env.get('PATH', '')}"
+    if json_output:
+        full_env["ANSIBLE_STDOUT_CALLBACK"] = "ansible.builtin.json"
     if env:
         full_env.update(env)
     proc = subprocess.run(
         args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
-    return PlaybookRun(args, proc.returncode, proc.stdout + proc.stderr)
+    return PlaybookRun(args, proc.returncode, proc.stdout + proc.stderr, proc.stdout)
 
 
 def free_ports(count: int, consecutive: bool = False) -> list[int]:
