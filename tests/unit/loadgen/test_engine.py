@@ -7,15 +7,21 @@ import aiohttp
 from aiohttp.test_utils import TestClient, TestServer
 
 from gtc_loadgen.corpus import load_seeds
-from gtc_loadgen.engine import Engine, RateLimiter, Targets
+from gtc_loadgen.engine import Engine, RateLimiter
 from gtc_loadgen.followup import FollowupWriter
 from gtc_loadgen.server import ENGINE, build_app
 from gtc_loadgen.settings import DEFAULT_PRESETS, Settings
 from gtc_loadgen.stats import Stats
+from gtc_loadgen.targets import Targets, frontend
 from fake_openai import fake_server
 
 SEEDS = load_seeds(None)
 FAST = dict(think_min_s=0.0, think_max_s=0.02, rate=0.0, turns_min=2, turns_max=3, max_tokens=4)
+
+
+def targets(model="m", **urls):
+    """Targets from routing id -> base URL, in the keyword arguments' order."""
+    return Targets(tuple(frontend(fid, url) for fid, url in urls.items()), model)
 
 
 async def _wait_for(pred, timeout=5.0):
@@ -29,7 +35,7 @@ def test_concurrency_routing_switch_and_stop():
     async def go():
         async with fake_server() as srv, aiohttp.ClientSession() as session:
             stats = Stats()
-            engine = Engine(Targets(f"{srv.base}/ok", f"{srv.base}/ok_other", "m"), session, SEEDS,
+            engine = Engine(targets(kv=f"{srv.base}/ok", round_robin=f"{srv.base}/ok_other"), session, SEEDS,
                             FollowupWriter(None), stats, DEFAULT_PRESETS,
                             Settings(concurrency=4, routing="kv", **FAST), rng=random.Random(3))
             engine.start()
@@ -66,7 +72,7 @@ def test_faults_are_counted_and_the_loop_keeps_running():
         async with fake_server() as srv, aiohttp.ClientSession() as session:
             stats = Stats()
             # KV-aware target refuses connections; round-robin target answers 500.
-            engine = Engine(Targets("http://127.0.0.1:9", f"{srv.base}/http500", "m"), session, SEEDS,
+            engine = Engine(targets(kv="http://127.0.0.1:9", round_robin=f"{srv.base}/http500"), session, SEEDS,
                             FollowupWriter(None), stats, DEFAULT_PRESETS,
                             Settings(concurrency=3, **FAST), rng=random.Random(1))
             engine.start()
@@ -89,7 +95,7 @@ def test_history_stays_bounded():
         async with fake_server() as srv, aiohttp.ClientSession() as session:
             srv.token_gap_s = 0.0
             stats = Stats(samples_per_key=30, series_seconds=5, max_conversations=10)
-            engine = Engine(Targets(f"{srv.base}/ok", f"{srv.base}/ok", "m"), session, SEEDS,
+            engine = Engine(targets(kv=f"{srv.base}/ok", round_robin=f"{srv.base}/ok"), session, SEEDS,
                             FollowupWriter(None), stats, DEFAULT_PRESETS,
                             Settings(concurrency=8, **{**FAST, "think_max_s": 0.0}), rng=random.Random(2))
             engine.start()
@@ -108,7 +114,7 @@ def test_history_stays_bounded():
 def test_auto_mode_drives_concurrency():
     async def go():
         async with fake_server() as srv, aiohttp.ClientSession() as session:
-            engine = Engine(Targets(f"{srv.base}/ok", f"{srv.base}/ok", "m"), session, SEEDS,
+            engine = Engine(targets(kv=f"{srv.base}/ok"), session, SEEDS,
                             FollowupWriter(None), Stats(), DEFAULT_PRESETS, Settings(**FAST))
             engine.update({"running": True, "auto": True, "auto_ramp_s": 5, "auto_steady_s": 5})
             conc, rate = engine.effective()
@@ -137,7 +143,7 @@ def test_rate_limiter_spaces_requests():
 def test_web_api():
     async def go():
         async with fake_server() as srv:
-            app = build_app(Targets(f"{srv.base}/ok", f"{srv.base}/ok_other", "test-model"), SEEDS,
+            app = build_app(targets("test-model", kv=f"{srv.base}/ok", round_robin=f"{srv.base}/ok_other"), SEEDS,
                             dict(DEFAULT_PRESETS), Settings(**FAST, concurrency=2),
                             followup_base_url="http://127.0.0.1:9/v1", followup_model="x")
             async with TestClient(TestServer(app)) as client:
@@ -172,7 +178,9 @@ def test_web_api():
     assert out["notjson"] == 400 and out["unknown_preset"] == 404 and out["preset"] == "idle"
     st = out["state"]
     assert st["stats"]["totals"]["requests"] >= 4 and st["model"] == "test-model"
-    assert set(st["stats"]["series"]) >= {"t", "rps", "errors", "active", "itl_ms", "ttft_kv", "ttft_rr"}
+    assert set(st["stats"]["series"]) >= {"t", "rps", "errors", "active", "itl_ms", "ttft"}
+    assert list(st["stats"]["series"]["ttft"]) == ["kv", "round_robin"]
+    assert st["frontends"] == [{"id": "kv", "title": "Kv"}, {"id": "round_robin", "title": "Round robin"}]
     assert out["detail"]["turns"][0]["ttft_ms"] > 0 and out["detail"]["turns"][0]["worker_id"] == "7"
     assert out["missing"] == 404
     m = out["metrics"]

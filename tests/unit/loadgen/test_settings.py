@@ -20,7 +20,7 @@ def test_defaults_are_valid_and_round_trip():
     ({"concurrency": True}, "concurrency must be a number"),
     ({"rate": float("nan")}, "rate"),
     ({"rate": 1e9}, "rate must be between 0 and 500"),
-    ({"routing": "random"}, "routing must be one of kv, round_robin"),
+    ({"routing": 3}, "routing must be a frontend's id, got 3"),
     ({"running": "yes"}, "running must be true or false"),
     ({"turns_min": 6, "turns_max": 4}, "turns_min (6) must not exceed turns_max (4)"),
     ({"think_min_s": 9, "think_max_s": 1}, "think_min_s"),
@@ -37,7 +37,7 @@ def test_out_of_range_is_refused_with_the_name(patch, needle):
 def test_refusal_changes_nothing():
     s = Settings(concurrency=7)
     with pytest.raises(SettingsError):
-        s.patched({"concurrency": 9, "routing": "nope"})
+        s.patched({"concurrency": 9, "routing": "nope"}, routings=("kv", "round_robin"))
     assert s.concurrency == 7
 
 
@@ -73,6 +73,11 @@ def test_load_presets_file(tmp_path):
     f.write_text(json.dumps({"booth": {"colour": "red"}}))
     with pytest.raises(SettingsError, match="unknown keys"):
         load_presets(f)
+    # The same object given inline (the role passes it on the command line).
+    inline = load_presets(json.dumps({"demo": {"concurrency": 3, "rate": 1}}))
+    assert inline["demo"].concurrency == 3 and inline["booth"] == DEFAULT_PRESETS["booth"]
+    with pytest.raises(SettingsError, match="--presets: not valid JSON"):
+        load_presets("{nope")
 
 
 def test_auto_schedule_cycles_through_its_phases():

@@ -14,10 +14,11 @@ import time
 import aiohttp
 
 from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
-from .engine import Engine, Targets
+from .engine import Engine
 from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
 from .settings import Settings, SettingsError, load_presets
 from .stats import Stats, percentile
+from .targets import Targets, TargetsError, from_flags, from_json
 
 
 def _env(name: str, default: str) -> str:
@@ -25,10 +26,11 @@ def _env(name: str, default: str) -> str:
 
 
 def _add_target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kv-url", default=_env("LOADGEN_KV_URL", "http://127.0.0.1:8000"),
-                   help="base URL of the KV-aware frontend (no /v1)")
-    p.add_argument("--round-robin-url", default=_env("LOADGEN_ROUND_ROBIN_URL", "http://127.0.0.1:8001"),
-                   help="base URL of the round-robin frontend (no /v1)")
+    p.add_argument("--frontend", action="append", default=[], metavar="ID=URL",
+                   help="a frontend by routing id and base URL (no /v1); repeat for each, in the switch's order "
+                        "(default: LOADGEN_FRONTENDS, a JSON list of {id, url, title})")
+    p.add_argument("--frontend-title", action="append", default=[], metavar="ID=TITLE",
+                   help="the page's label of a frontend (default: its id, capitalised)")
     p.add_argument("--model", default=_env("LOADGEN_MODEL", "nvidia/Llama-3.1-70B-Instruct-FP8"))
     p.add_argument("--corpus", default=_env("LOADGEN_CORPUS", ""),
                    help="folder of documents or seeds .json (default: the built-in corpus)")
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_target_args(serve)
     serve.add_argument("--host", default=_env("LOADGEN_HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(_env("LOADGEN_PORT", "3000")))
-    serve.add_argument("--presets", default=_env("LOADGEN_PRESETS", ""), help="JSON file overriding the presets")
+    serve.add_argument("--presets", default=_env("LOADGEN_PRESETS", ""),
+                       help="presets overriding the defaults: a JSON object, or a file holding one")
     serve.add_argument("--settings", default=_env("LOADGEN_SETTINGS", ""),
                        help="initial settings: a JSON object, or a file holding one")
     serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
@@ -55,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="headless run at fixed concurrency; prints a JSON summary")
     _add_target_args(bench)
-    bench.add_argument("--routing", choices=["kv", "round_robin"], default="kv")
+    bench.add_argument("--routing", default="", help="the frontend to load (default: the first --frontend)")
     bench.add_argument("--concurrency", type=int, default=256)
     bench.add_argument("--duration", type=float, default=30.0)
     bench.add_argument("--warmup", type=float, default=3.0, help="seconds excluded from the statistics")
@@ -79,29 +82,47 @@ def _json_arg(value: str, name: str) -> dict:
     return data
 
 
+def _targets(args: argparse.Namespace) -> Targets:
+    """--frontend/--frontend-title, else LOADGEN_FRONTENDS."""
+    if args.frontend:
+        frontends = from_flags(args.frontend, args.frontend_title)
+    elif os.environ.get("LOADGEN_FRONTENDS", "").strip():
+        if args.frontend_title:
+            raise TargetsError("--frontend-title needs --frontend (LOADGEN_FRONTENDS carries its own titles)")
+        frontends = from_json(os.environ["LOADGEN_FRONTENDS"])
+    else:
+        frontends = ()
+    return Targets(frontends, args.model, args.request_timeout)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .server import build_app
 
+    targets = _targets(args)
     seeds = load_seeds(args.corpus or None)
     presets = load_presets(args.presets or None)
     settings = Settings().patched(_json_arg(args.settings, "--settings")) if args.settings else Settings()
-    targets = Targets(args.kv_url, args.round_robin_url, args.model, args.request_timeout)
+    # Refused here, before the app starts: a routing that is not a configured frontend.
+    settings = settings.for_routings(targets.ids)
     app = build_app(targets, seeds, presets, settings,
                     followup_base_url=args.followup_url, followup_model=args.followup_model)
-    logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds", args.host, args.port, len(seeds))
+    logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds; frontends %s", args.host, args.port,
+                                     len(seeds), ", ".join(f"{f.id}={f.url}" for f in targets.frontends))
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
     return 0
 
 
 async def _bench(args: argparse.Namespace) -> dict:
+    targets = _targets(args)
+    routing = args.routing or targets.default_routing
+    targets.get(routing)  # refuses an id that is not configured
     seeds = load_seeds(args.corpus or None)
-    targets = Targets(args.kv_url, args.round_robin_url, args.model, args.request_timeout)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         stats = Stats(samples_per_key=100_000)
-        settings = Settings(running=False, concurrency=args.concurrency, rate=0.0, routing=args.routing,
+        settings = Settings(running=False, concurrency=args.concurrency, rate=0.0, routing=routing,
                             turns_min=args.turns, turns_max=args.turns, think_min_s=args.think, think_max_s=args.think,
                             max_tokens=args.max_tokens, context_docs=args.context_docs)
         engine = Engine(targets, session, seeds, FollowupWriter(None), stats, load_presets(None), settings,
@@ -123,7 +144,7 @@ async def _bench(args: argparse.Namespace) -> dict:
         await engine.close()
     ok = snap["totals"]["requests"] - snap["totals"]["errors"]
     return {
-        "tool": "gtc-loadgen", "routing": args.routing, "concurrency": args.concurrency,
+        "tool": "gtc-loadgen", "routing": routing, "url": targets.url(routing), "concurrency": args.concurrency,
         "duration_s": round(elapsed, 2), "requests": snap["totals"]["requests"], "errors": snap["totals"]["errors"],
         "errors_by_kind": snap["errors_by_kind"], "rps": round(ok / elapsed, 1),
         "ttft_ms_p50": _r(percentile(ttfts, 50)), "ttft_ms_p90": _r(percentile(ttfts, 90)),
@@ -171,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench":
             print(json.dumps(asyncio.run(_bench(args))))
             return 0
-    except (CorpusError, SettingsError, ValueError, OSError) as exc:
+    except (CorpusError, SettingsError, TargetsError, ValueError, OSError) as exc:
         print(f"gtc-loadgen: {exc}", file=sys.stderr)
         return 2
     return 1

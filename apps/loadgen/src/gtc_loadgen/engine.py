@@ -7,8 +7,6 @@ import itertools
 import logging
 import random
 import time
-from dataclasses import dataclass
-
 import aiohttp
 
 from .client import stream_chat
@@ -17,6 +15,7 @@ from .corpus import Seed
 from .followup import FollowupWriter
 from .settings import AutoSchedule, Preset, Settings, SettingsError
 from .stats import Stats
+from .targets import Frontend, Targets
 
 log = logging.getLogger(__name__)
 
@@ -25,19 +24,6 @@ _VISITORS = ("platform engineer", "ML engineer", "SRE", "startup CTO", "student"
 # After a failed turn a conversation waits at least this long, so an endpoint
 # that refuses at once cannot turn the loop into a busy spin.
 ERROR_BACKOFF_S = 0.5
-
-
-@dataclass(frozen=True)
-class Targets:
-    """Where each routing mode sends its requests (base URLs without /v1)."""
-
-    kv_url: str
-    round_robin_url: str
-    model: str
-    request_timeout_s: float = 60.0
-
-    def url(self, routing: str) -> str:
-        return self.kv_url if routing == "kv" else self.round_robin_url
 
 
 class RateLimiter:
@@ -80,8 +66,10 @@ class Engine:
         self.seeds = seeds
         self.writer = writer
         self.stats = stats
+        self.stats.track(targets.ids)
         self.presets = presets
-        self.settings = settings or Settings()
+        # Settings name a routing id: the first frontend's unless they say another.
+        self.settings = (settings or Settings()).for_routings(targets.ids)
         self.rng = rng or random.Random()
         self.limiter = RateLimiter(self.settings.rate)
         self._ids = itertools.count(1)
@@ -96,7 +84,7 @@ class Engine:
     # -- control ---------------------------------------------------------------
     def update(self, patch: dict) -> Settings:
         """Apply a change from the page; raises SettingsError and changes nothing when refused."""
-        new = self.settings.patched(patch)
+        new = self.settings.patched(patch, routings=self.targets.ids)
         self._adopt(new)
         return new
 
@@ -126,10 +114,10 @@ class Engine:
         return s.concurrency, s.rate
 
     def active_by_routing(self) -> dict[str, int]:
-        out = {"kv": 0, "round_robin": 0}
+        out = dict.fromkeys(self.targets.ids, 0)
         for cid, conv in self._convs.items():
             if cid not in self._retire:
-                out[conv.routing] += 1
+                out[conv.routing] = out.get(conv.routing, 0) + 1
         return out
 
     # -- the loop -----------------------------------------------------------------
@@ -263,7 +251,9 @@ class Engine:
             "followups": {"remote_enabled": self.writer.remote_enabled, "remote_ok": self.writer.remote_ok,
                           "remote_failed": self.writer.remote_failed, "offline": self.writer.offline},
             "model": self.targets.model,
+            # The routing switch, in order: id and the page's title (URLs stay server-side).
+            "frontends": [{"id": f.id, "title": f.title} for f in self.targets.frontends],
         }
 
 
-__all__ = ["Engine", "RateLimiter", "SettingsError", "Targets"]
+__all__ = ["Engine", "Frontend", "RateLimiter", "SettingsError", "Targets"]

@@ -12,10 +12,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .corpus import Seed
-from .engine import Engine, Targets
+from .engine import Engine
 from .followup import FollowupWriter
 from .settings import Preset, Settings, SettingsError
 from .stats import Stats
+from .targets import Targets
 
 log = logging.getLogger(__name__)
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)

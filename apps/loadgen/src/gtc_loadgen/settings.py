@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-ROUTING_MODES = ("kv", "round_robin")
 
 
 class SettingsError(ValueError):
@@ -62,7 +61,8 @@ class Settings:
     running: bool = False
     concurrency: int = 16
     rate: float = 4.0
-    routing: str = "kv"
+    # A frontend's id (the targets' ids); "" until the engine settles it on the first one.
+    routing: str = ""
     turns_min: int = 3
     turns_max: int = 5
     think_min_s: float = 4.0
@@ -80,8 +80,12 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def patched(self, patch: dict[str, Any]) -> Settings:
-        """A copy with ``patch`` applied, or SettingsError naming the first bad field."""
+    def patched(self, patch: dict[str, Any], *, routings: Sequence[str] | None = None) -> Settings:
+        """A copy with ``patch`` applied, or SettingsError naming the first bad field.
+
+        ``routings``: the configured frontends' ids, the values ``routing`` may take
+        (None: any id-shaped text, for settings read before the targets are known).
+        """
         if not isinstance(patch, dict):
             raise SettingsError("settings must be a JSON object")
         known = {f.name for f in dataclasses.fields(self)}
@@ -89,7 +93,7 @@ class Settings:
         for key, raw in patch.items():
             if key not in known:
                 raise SettingsError(f"unknown setting '{key}'")
-            values[key] = _coerce(key, raw)
+            values[key] = _routing(raw, routings) if key == "routing" else _coerce(key, raw)
         if values["turns_min"] > values["turns_max"]:
             raise SettingsError(
                 f"turns_min ({values['turns_min']}) must not exceed turns_max ({values['turns_max']})"
@@ -102,6 +106,14 @@ class Settings:
         if "preset" not in patch and {"concurrency", "rate", "think_min_s", "think_max_s"} & patch.keys():
             values["preset"] = "custom"
         return Settings(**values)
+
+    def for_routings(self, routings: Sequence[str]) -> Settings:
+        """These settings for the configured frontends: an unset routing becomes the first id."""
+        if not routings:
+            raise SettingsError("no frontend is configured")
+        if not self.routing:
+            return dataclasses.replace(self, routing=routings[0])
+        return dataclasses.replace(self, routing=_routing(self.routing, routings))
 
     def with_preset(self, name: str, presets: dict[str, Preset]) -> Settings:
         if name not in presets:
@@ -117,10 +129,6 @@ def _coerce(key: str, raw: Any) -> Any:
     if key in ("running", "auto"):
         if not isinstance(raw, bool):
             raise SettingsError(f"{key} must be true or false, got {raw!r}")
-        return raw
-    if key == "routing":
-        if raw not in ROUTING_MODES:
-            raise SettingsError(f"routing must be one of {', '.join(ROUTING_MODES)}, got {raw!r}")
         return raw
     if key == "preset":
         if not isinstance(raw, str):
@@ -142,12 +150,33 @@ def _coerce(key: str, raw: Any) -> Any:
     return value
 
 
+def _routing(raw: Any, routings: Sequence[str] | None) -> str:
+    if routings is None:
+        if not isinstance(raw, str):
+            raise SettingsError(f"routing must be a frontend's id, got {raw!r}")
+        return raw
+    if raw not in routings:
+        raise SettingsError(f"routing must be one of {', '.join(routings)}, got {raw!r}")
+    return raw
+
+
 def load_presets(path: str | Path | None) -> dict[str, Preset]:
-    """The default presets, overridden by a JSON file {name: {concurrency, rate, think_min_s, think_max_s}}."""
+    """The default presets, overridden by JSON {name: {concurrency, rate, think_min_s, think_max_s}}.
+
+    ``path`` is a file holding that object, or the object itself as text (starting with ``{``).
+    """
     presets = dict(DEFAULT_PRESETS)
     if not path:
         return presets
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    text = str(path)
+    inline = text.lstrip().startswith("{")
+    if not inline:
+        text = Path(path).read_text(encoding="utf-8")
+    path = "--presets" if inline else path
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise SettingsError(f"{path}: presets must be a JSON object of name -> preset")
     for name, spec in data.items():

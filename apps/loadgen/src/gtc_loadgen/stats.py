@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,8 +70,12 @@ class _Bucket:
 
 
 class Stats:
+    """Statistics by routing id. The ids are reported in the order ``track`` first saw them
+    (the engine tracks its frontends' order), then any other id as it first records."""
+
     def __init__(self, *, samples_per_key: int = 400, series_seconds: int = 300,
                  max_conversations: int = 200, max_turn: int = 10) -> None:
+        self.routings: list[str] = []
         self.samples_per_key = samples_per_key
         self.max_turn = max_turn
         self.ttft: dict[tuple[str, int], deque[float]] = {}
@@ -86,6 +91,12 @@ class Stats:
         self.started = time.time()
 
     # -- recording -----------------------------------------------------------
+    def track(self, routings: Iterable[str]) -> None:
+        """Report these routing ids, in this order, even before they have data."""
+        for routing in routings:
+            if routing not in self.routings:
+                self.routings.append(routing)
+
     def _bucket(self, now: float) -> _Bucket:
         sec = int(now)
         if not self.buckets or self.buckets[-1].t < sec:
@@ -99,6 +110,7 @@ class Stats:
 
     def record(self, routing: str, turn: int, res: TurnResult, now: float | None = None) -> None:
         now = time.time() if now is None else now
+        self.track((routing,))
         b = self._bucket(now)
         b.requests += 1
         self.totals["requests"] += 1
@@ -150,7 +162,7 @@ class Stats:
         """{routing: [{turn, n, ttft_p50, ttft_p90, cache_hit}]} for turns seen so far."""
         out: dict[str, list[dict[str, Any]]] = {}
         turns = sorted({t for (_r, t) in self.ttft} | {t for (_r, t) in self.cache})
-        for routing in ("kv", "round_robin"):
+        for routing in self.routings:
             rows = []
             for t in turns:
                 vals = list(self.ttft.get((routing, t), ()))
@@ -178,23 +190,34 @@ class Stats:
             "errors": [b.errors for b in pts],
             "active": [b.active for b in pts],
             "itl_ms": [_round(b.itl_sum / b.itl_n, 2) if b.itl_n else None for b in pts],
-            "ttft_kv": [_round(b.ttft_sum["kv"] / b.ttft_n["kv"]) if b.ttft_n.get("kv") else None for b in pts],
-            "ttft_rr": [_round(b.ttft_sum["round_robin"] / b.ttft_n["round_robin"])
-                        if b.ttft_n.get("round_robin") else None for b in pts],
+            # Mean TTFT per second, by routing id.
+            "ttft": {r: [_round(b.ttft_sum[r] / b.ttft_n[r]) if b.ttft_n.get(r) else None for b in pts]
+                     for r in self.routings},
         }
+
+    def speedup(self, followup: dict[str, float | None]) -> tuple[float | None, list[str]]:
+        """Slowest / fastest follow-up median, and [fastest id, slowest id]; None with fewer than two."""
+        known = [(v, r) for r, v in followup.items() if v]
+        if len(known) < 2:
+            return None, []
+        (fast_v, fast), (slow_v, slow) = min(known), max(known)
+        return round(slow_v / fast_v, 2), [fast, slow]
 
     def snapshot(self) -> dict[str, Any]:
         recent = list(self.buckets)[-10:]
         window = max(1, len(recent))
-        kv, rr = self.followup_ttft("kv"), self.followup_ttft("round_robin")
+        followup = {r: self.followup_ttft(r) for r in self.routings}
+        ratio, between = self.speedup(followup)
         return {
             "totals": dict(self.totals),
             "errors_by_kind": dict(self.errors_by_kind),
             "last_errors": list(self.last_errors)[-5:],
             "rps_10s": round(sum(b.requests for b in recent) / window, 2),
             "by_turn": self.by_turn(),
-            "followup_ttft_ms": {"kv": kv, "round_robin": rr},
-            "speedup": round(rr / kv, 2) if kv and rr else None,
+            "followup_ttft_ms": followup,
+            # How many times faster the fastest frontend's follow-ups are than the slowest's.
+            "speedup": ratio,
+            "speedup_between": between,
             "overhead_ms_p50": _round(percentile(list(self.overhead), 50), 2),
             "series": self.series(),
         }

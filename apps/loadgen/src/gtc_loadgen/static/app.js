@@ -2,10 +2,17 @@
 // plain canvases (no library, no CDN: the booth may be offline).
 "use strict";
 
-const COLORS = { kv: "#76b900", round_robin: "#ff8a3d", err: "#ff4d6d", ink: "#eef2ff", dim: "#9aa6c8", grid: "#26304f", accent: "#4d9bff" };
+const COLORS = { err: "#ff4d6d", ink: "#eef2ff", dim: "#9aa6c8", grid: "#26304f", accent: "#4d9bff" };
+// One colour per frontend, by its place in the switch (the server's order).
+const PALETTE = ["#76b900", "#ff8a3d", "#4dc9ff", "#c77dff", "#ffd23f", "#ff5fa2", "#3ddc97", "#a0a0ff"];
 const $ = (id) => document.getElementById(id);
 let state = null;
 let editing = false; // do not overwrite a slider while the presenter drags it
+let frontends = []; // [{id, title, color}] as the server lists them
+let built = ""; // the frontends the switch and headline were built for
+
+function colorOf(id) { const f = frontends.find((x) => x.id === id); return f ? f.color : COLORS.dim; }
+function titleOf(id) { const f = frontends.find((x) => x.id === id); return f ? f.title : id; }
 
 function fmtMs(v) { return v == null ? "–" : (v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms"); }
 function fmtPct(v) { return v == null ? "–" : Math.round(v * 100) + "%"; }
@@ -120,21 +127,16 @@ function lines(canvas, t, series, fmt) {
 
 function draw(st) {
   const bt = st.stats.by_turn;
-  const turns = (bt.kv.length ? bt.kv : bt.round_robin).map((r) => r.turn);
-  const pick = (rows, k) => turns.map((t) => { const r = rows.find((x) => x.turn === t); return r ? r[k] : null; });
-  bars($("c-turn"), turns, [
-    { name: "KV-aware", color: COLORS.kv, values: pick(bt.kv, "ttft_p50") },
-    { name: "Round-robin", color: COLORS.round_robin, values: pick(bt.round_robin, "ttft_p50") },
-  ], (v) => Math.round(v) + "");
-  bars($("c-hit"), turns, [
-    { name: "KV-aware", color: COLORS.kv, values: pick(bt.kv, "cache_hit") },
-    { name: "Round-robin", color: COLORS.round_robin, values: pick(bt.round_robin, "cache_hit") },
-  ], (v) => Math.round(v * 100) + "%", 1);
+  const rows = (id) => bt[id] || [];
+  const turns = [...new Set(frontends.flatMap((f) => rows(f.id).map((r) => r.turn)))].sort((a, b) => a - b);
+  const pick = (id, k) => turns.map((t) => { const r = rows(id).find((x) => x.turn === t); return r ? r[k] : null; });
+  bars($("c-turn"), turns, frontends.map((f) => ({ name: f.title, color: f.color, values: pick(f.id, "ttft_p50") })),
+    (v) => Math.round(v) + "");
+  bars($("c-hit"), turns, frontends.map((f) => ({ name: f.title, color: f.color, values: pick(f.id, "cache_hit") })),
+    (v) => Math.round(v * 100) + "%", 1);
   const s = st.stats.series;
-  lines($("c-ttft"), s.t, [
-    { name: "KV-aware", color: COLORS.kv, values: s.ttft_kv },
-    { name: "Round-robin", color: COLORS.round_robin, values: s.ttft_rr },
-  ], (v) => Math.round(v) + "");
+  lines($("c-ttft"), s.t, frontends.map((f) => ({ name: f.title, color: f.color, values: (s.ttft || {})[f.id] || [] })),
+    (v) => Math.round(v) + "");
   // One-second buckets are jumpy at booth rates: show a 5-second average.
   const smooth = s.rps.map((_, i) => { const w = s.rps.slice(Math.max(0, i - 4), i + 1); return w.reduce((a, b) => a + b, 0) / w.length; });
   lines($("c-rps"), s.t, [
@@ -146,26 +148,57 @@ function draw(st) {
 }
 
 // ---- numbers and controls -------------------------------------------------------
+// The routing switch and the headline have one entry per frontend, in the
+// server's order; rebuilt only when that list changes.
+function buildFrontends(list) {
+  const key = JSON.stringify(list);
+  if (key === built) return;
+  built = key;
+  frontends = list.map((f, i) => ({ id: f.id, title: f.title, color: PALETTE[i % PALETTE.length] }));
+  $("routing-switch").replaceChildren(...frontends.map((f) => {
+    const b = document.createElement("button");
+    b.id = "route-" + f.id; b.dataset.routing = f.id; b.textContent = f.title;
+    b.setAttribute("role", "radio"); b.style.setProperty("--c", f.color);
+    b.onclick = () => change({ routing: f.id });
+    return b;
+  }));
+  const tiles = frontends.map((f) => {
+    const d = document.createElement("div");
+    d.className = "hl"; d.dataset.routing = f.id; d.style.setProperty("--c", f.color);
+    const label = document.createElement("div"); label.className = "hl-label"; label.textContent = f.title + " · follow-up TTFT";
+    const value = document.createElement("div"); value.className = "hl-value"; value.id = "hl-" + f.id; value.textContent = "–";
+    d.append(label, value);
+    return d;
+  });
+  $("headline").replaceChildren(...tiles, $("hl-speed"));
+  $("headline").style.gridTemplateColumns = "repeat(" + frontends.length + ", 1fr) 0.8fr";
+  $("hl-speed").classList.toggle("hidden", frontends.length < 2);
+}
+
 function render(st) {
   state = st;
+  buildFrontends(st.frontends);
   const set = st.settings, stats = st.stats;
   $("model").textContent = st.model;
-  $("hl-kv").textContent = fmtMs(stats.followup_ttft_ms.kv);
-  $("hl-rr").textContent = fmtMs(stats.followup_ttft_ms.round_robin);
-  // RR / KV median follow-up TTFT: above 1 the KV-aware router wins.
+  for (const f of frontends) $("hl-" + f.id).textContent = fmtMs(stats.followup_ttft_ms[f.id]);
+  // Slowest / fastest median follow-up TTFT, and which two they are.
+  const between = stats.speedup_between || [];
   $("hl-speedup").textContent = stats.speedup ? stats.speedup.toFixed(1) + "×" : "–";
+  $("hl-speedup-label").textContent = between.length === 2 ? titleOf(between[0]) + " vs " + titleOf(between[1]) : "Speed-up";
   $("t-rps").textContent = stats.rps_10s.toFixed(1);
-  $("t-active").textContent = st.active.kv + st.active.round_robin;
-  const hits = stats.by_turn.kv.filter((r) => r.turn >= 2 && r.cache_hit != null);
+  $("t-active").textContent = Object.values(st.active).reduce((a, b) => a + b, 0);
+  // Cache hit of the routing in force, on turns 2 and later.
+  $("t-hit-title").textContent = titleOf(set.routing);
+  const hits = (stats.by_turn[set.routing] || []).filter((r) => r.turn >= 2 && r.cache_hit != null);
   $("t-hit").textContent = hits.length ? fmtPct(hits.reduce((a, r) => a + r.cache_hit, 0) / hits.length) : "–";
   $("t-errors").textContent = stats.totals.errors;
   $("t-errors").classList.toggle("bad", stats.totals.errors > 0);
   $("btn-start").classList.toggle("on", set.running);
   $("btn-stop").classList.toggle("on", !set.running);
-  $("route-kv").classList.toggle("on", set.routing === "kv");
-  $("route-rr").classList.toggle("on", set.routing === "round_robin");
-  $("route-kv").setAttribute("aria-checked", set.routing === "kv");
-  $("route-rr").setAttribute("aria-checked", set.routing === "round_robin");
+  for (const b of $("routing-switch").children) {
+    b.classList.toggle("on", set.routing === b.dataset.routing);
+    b.setAttribute("aria-checked", set.routing === b.dataset.routing);
+  }
   if (!editing) {
     $("concurrency").value = set.concurrency; $("rate").value = set.rate;
     for (const k of ["auto_ramp_s", "auto_steady_s", "auto_high_s", "auto_cooldown_s", "turns_min", "turns_max"]) {
@@ -204,7 +237,7 @@ async function refreshConversations() {
     const cells = [c.id, c.title, null, c.turns_done + "/" + c.turns_planned, c.ttft_ms.map((v) => Math.round(v)).join(" · ") || "–", c.status + (c.errors ? " (" + c.errors + " err)" : "")];
     cells.forEach((v, i) => {
       const td = document.createElement("td");
-      if (i === 2) { const p = document.createElement("span"); p.className = "pill " + c.routing; p.textContent = c.routing === "kv" ? "KV-aware" : "round-robin"; td.appendChild(p); }
+      if (i === 2) { const p = document.createElement("span"); p.className = "pill"; p.dataset.routing = c.routing; p.style.background = colorOf(c.routing); p.textContent = titleOf(c.routing); td.appendChild(p); }
       else td.textContent = v;
       tr.appendChild(td);
     });
@@ -217,7 +250,7 @@ async function openConversation(cid) {
   let c;
   try { c = await api("/api/conversations/" + cid); } catch (e) { say(e.message); return; }
   $("detail-title").textContent = c.id + " · " + c.title;
-  $("detail-meta").textContent = (c.routing === "kv" ? "KV-aware" : "round-robin") + " · " + c.turns_done + "/" + c.turns_planned + " turns · " + c.status + " · system prompt of " + c.document_words + " words";
+  $("detail-meta").textContent = titleOf(c.routing) + " · " + c.turns_done + "/" + c.turns_planned + " turns · " + c.status + " · system prompt of " + c.document_words + " words";
   $("detail-turns").replaceChildren(...c.turns.map((t) => {
     const div = document.createElement("div"); div.className = "turn";
     const q = document.createElement("div"); q.className = "q"; q.textContent = "Turn " + t.turn + " (" + t.question_source + "): " + t.question;
@@ -236,8 +269,6 @@ async function openConversation(cid) {
 function wire() {
   $("btn-start").onclick = () => change({ running: true });
   $("btn-stop").onclick = () => change({ running: false });
-  $("route-kv").onclick = () => change({ routing: "kv" });
-  $("route-rr").onclick = () => change({ routing: "round_robin" });
   $("btn-reset").onclick = async () => { await api("/api/reset", {}); refresh(); };
   $("auto").onchange = (e) => change({ auto: e.target.checked });
   for (const id of ["concurrency", "rate"]) {
