@@ -4,12 +4,14 @@
 """A small client for OpenAI-compatible inference servers (Dynamo's frontend).
 
 This is the engine behind the ``validate_inference`` module: it lists the
-served models, sends a chat completion and a streaming chat completion, parses
-the server-sent events of the stream strictly and measures time to first token
-on the client's monotonic clock.
+served models, sends a chat completion and a streaming chat completion, and
+measures time to first token on the client's monotonic clock. The stream
+itself is parsed by chat_stream.py, the parser the load generator and the
+benchmarks use too.
 
-It depends only on the Python standard library and ``ansible.module_utils``,
-so the module runs on any controller or target without ``requests``.
+It depends only on the Python standard library, ``ansible.module_utils`` and
+this collection's module_utils, so the module runs on any controller or
+target without ``requests``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import urllib.error
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import ConnectionError as AnsibleConnectionError
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import ChatStream, EventDecoder, StreamError
 
 # The argument spec of the options documented in the
 # do_solutions.gtc_demo.openai_http doc fragment; keep the two in step.
@@ -108,40 +111,22 @@ def normalize_base_url(url):
 def iter_sse_events(lines):
     """Yield ``(event, data)`` pairs from the byte lines of a text/event-stream.
 
-    Strict on purpose: a line that is not an SSE field (for example a bare JSON
-    document) raises MalformedResponse instead of being skipped, because a
-    validator that ignores garbage would report a broken stream as healthy.
+    The decoding is chat_stream.EventDecoder's (the collection's one stream
+    parser); its errors become MalformedResponse here.
     """
-    event = None
-    data = []
-    for number, raw in enumerate(lines, start=1):
-        try:
-            line = raw.decode('utf-8')
-        except UnicodeDecodeError as exc:
-            raise MalformedResponse('stream line %d is not UTF-8: %s' % (number, exc))
-        line = line.rstrip('\r\n')
-        if not line:
-            if data:
-                yield event, '\n'.join(data)
-            event, data = None, []
-            continue
-        if line.startswith(':'):
-            continue  # an SSE comment (keep-alive)
-        field, sep, value = line.partition(':')
-        if value.startswith(' '):
-            value = value[1:]
-        if field == 'data':
-            data.append(value)
-        elif field == 'event':
-            event = value
-        elif field in ('id', 'retry'):
-            continue
-        else:
-            raise MalformedResponse('stream line %d is not a server-sent event field: %s' % (number, excerpt(line, 200)))
-    if data:
+    decoder = EventDecoder()
+    try:
+        for raw in lines:
+            event = decoder.feed(raw)
+            if event is not None:
+                yield event[0], event[1]
+        event = decoder.close()
+    except StreamError as exc:
+        raise MalformedResponse(str(exc))
+    if event is not None:
         # The last event lacked its blank line; hand it over and let the
         # caller decide whether the stream was complete.
-        yield event, '\n'.join(data)
+        yield event[0], event[1]
 
 
 def iter_lines(response, size=65536):
@@ -166,18 +151,8 @@ def iter_lines(response, size=65536):
         yield pending
 
 
-def merge_dicts(base, update):
-    """Deep-merge ``update`` into ``base``: nvext fields arrive spread over chunks."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge_dicts(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 class StreamAccumulator:
-    """Collects the chunks of one streamed chat completion.
+    """Collects the chunks of one streamed chat completion (chat_stream.ChatStream does the work).
 
     Times are measured from ``started`` (taken just before the request was
     sent) on the same monotonic clock, so TTFT includes connecting and the
@@ -187,76 +162,44 @@ class StreamAccumulator:
     def __init__(self, started, clock):
         self.started = started
         self.clock = clock
-        self.chunks = 0
-        self.content_chunks = 0
-        self.parts = []
-        self.first_chunk_at = None
-        self.first_content_at = None
-        self.finish_reason = None
-        self.usage = None
-        self.nvext = {}
-        self.response_id = None
-        self.done = False
+        self.stream = ChatStream()
+
+    @property
+    def chunks(self):
+        return self.stream.chunks
+
+    @property
+    def done(self):
+        return self.stream.done
+
+    @property
+    def answer(self):
+        return self.stream.text
 
     def feed(self, event, data):
         """Take one SSE event; return True once ``data: [DONE]`` arrived."""
-        if data.strip() == '[DONE]':
-            self.done = True
-            return True
-        now = self.clock()
-        number = self.chunks + 1
-        if event == 'error':
-            raise MalformedResponse('the server sent an error event in the stream after %d chunks: %s'
-                                    % (self.chunks, excerpt(data)))
         try:
-            chunk = json.loads(data)
-        except ValueError as exc:
-            raise MalformedResponse('stream chunk %d is not JSON (%s): %s' % (number, exc, excerpt(data, 200)))
-        if not isinstance(chunk, dict):
-            raise MalformedResponse('stream chunk %d is not a JSON object: %s' % (number, excerpt(data, 200)))
-        if 'error' in chunk:
-            raise MalformedResponse('the server reported an error in the stream after %d chunks: %s'
-                                    % (self.chunks, excerpt(json.dumps(chunk['error']))))
-        choices = chunk.get('choices', [])
-        if not isinstance(choices, list):
-            raise MalformedResponse('stream chunk %d has "choices" that is not a list: %s' % (number, excerpt(data, 200)))
-        self.chunks = number
-        if self.first_chunk_at is None:
-            self.first_chunk_at = now
-        self.response_id = self.response_id or chunk.get('id')
-        for choice in choices:
-            if not isinstance(choice, dict):
-                raise MalformedResponse('stream chunk %d has a choice that is not an object: %s' % (number, excerpt(data, 200)))
-            delta = choice.get('delta') or {}
-            content = delta.get('content') if isinstance(delta, dict) else None
-            if isinstance(content, str) and content:
-                if self.first_content_at is None:
-                    self.first_content_at = now
-                self.parts.append(content)
-                self.content_chunks += 1
-            if choice.get('finish_reason'):
-                self.finish_reason = choice['finish_reason']
-        if isinstance(chunk.get('usage'), dict):
-            self.usage = chunk['usage']
-        if isinstance(chunk.get('nvext'), dict):
-            merge_dicts(self.nvext, chunk['nvext'])
-        return False
+            return self.stream.feed_event(event, data, self.clock())
+        except StreamError as exc:
+            raise MalformedResponse(str(exc))
 
     def result(self):
+        stream = self.stream
+
         def since_start(moment):
             return None if moment is None else round((moment - self.started) * 1000.0, 3)
 
         return dict(
-            id=self.response_id,
-            answer=''.join(self.parts),
-            ttft_ms=since_start(self.first_content_at),
-            first_chunk_ms=since_start(self.first_chunk_at),
+            id=stream.response_id,
+            answer=stream.text,
+            ttft_ms=since_start(stream.first_content_at),
+            first_chunk_ms=since_start(stream.first_chunk_at),
             total_ms=since_start(self.clock()),
-            chunks=self.chunks,
-            content_chunks=self.content_chunks,
-            finish_reason=self.finish_reason,
-            usage=self.usage,
-            nvext=self.nvext or None,
+            chunks=stream.chunks,
+            content_chunks=len(stream.content),
+            finish_reason=stream.finish_reason,
+            usage=stream.usage,
+            nvext=stream.nvext or None,
         )
 
 
@@ -417,20 +360,20 @@ class OpenAIClient:
                                          % (url, self.timeout, accumulator.chunks), request_url=url)
         except (socket.timeout, TimeoutError):
             raise MalformedResponse('POST %s: the stream stalled: no data for %s seconds after %d chunks'
-                                    % (url, self.timeout, accumulator.chunks), request_url=url, partial_answer=''.join(accumulator.parts))
+                                    % (url, self.timeout, accumulator.chunks), request_url=url, partial_answer=accumulator.answer)
         except (http.client.HTTPException, OSError) as exc:
             raise MalformedResponse('POST %s: the stream was cut after %d chunks (%s: %s)'
                                     % (url, accumulator.chunks, type(exc).__name__, exc), request_url=url,
-                                    partial_answer=''.join(accumulator.parts))
+                                    partial_answer=accumulator.answer)
         except MalformedResponse as exc:
             exc.details.setdefault('request_url', url)
-            exc.details.setdefault('partial_answer', ''.join(accumulator.parts))
+            exc.details.setdefault('partial_answer', accumulator.answer)
             raise
         finally:
             response.close()
         if not accumulator.done:
             raise MalformedResponse('POST %s: the stream ended without "data: [DONE]" after %d chunks (cut mid-stream?)'
-                                    % (url, accumulator.chunks), request_url=url, partial_answer=''.join(accumulator.parts))
+                                    % (url, accumulator.chunks), request_url=url, partial_answer=accumulator.answer)
         return accumulator.result()
 
 

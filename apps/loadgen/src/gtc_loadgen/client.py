@@ -1,4 +1,9 @@
-"""Send one streamed chat completion and time it on the wire."""
+"""Send one streamed chat completion and time it on the wire.
+
+The stream is parsed by ``chat_stream`` (a link to the collection's
+plugins/module_utils/chat_stream.py, the parser validate_inference uses too):
+this file is only the HTTP side and the error classification.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from .measure import StreamError, StreamRecord
+from .chat_stream import ChatStream, StreamError, StreamServerError
 
 # Error kinds, shown on the page and used as a Prometheus label.
 ERR_CONNECT = "unreachable"
@@ -43,7 +48,8 @@ class TurnResult:
     worker_id: str | None = None
 
     @classmethod
-    def from_record(cls, rec: StreamRecord, latency_s: float) -> TurnResult:
+    def from_stream(cls, rec: ChatStream, latency_s: float) -> TurnResult:
+        """Arrival times in ``rec`` are seconds since the request was sent."""
         return cls(
             ok=True,
             text=rec.text,
@@ -51,8 +57,8 @@ class TurnResult:
             itl_ms=rec.itl_ms(),
             itl_samples_ms=rec.itl_samples_ms(),
             latency_ms=latency_s * 1000.0,
-            server_ttft_ms=rec.server_ttft_ms,
-            kv_hit_rate=rec.kv_hit_rate,
+            server_ttft_ms=rec.server_timing("ttft_ms"),
+            kv_hit_rate=rec.server_timing("kv_hit_rate"),
             cache_hit=rec.cache_hit(),
             cached_tokens=rec.cached_tokens,
             prompt_tokens=rec.prompt_tokens,
@@ -61,7 +67,9 @@ class TurnResult:
         )
 
 
-def build_request(model: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
+def build_request(model: str, messages: list[dict[str, str]], max_tokens: int,
+                  extra_body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The request body; ``extra_body`` adds fields (the benchmarks' ``ignore_eos``)."""
     return {
         "model": model,
         "messages": messages,
@@ -72,6 +80,7 @@ def build_request(model: str, messages: list[dict[str, str]], max_tokens: int) -
         # Dynamo-only: timing (ttft_ms, kv_hit_rate) on the finishing chunk,
         # worker_id on every chunk. Other servers ignore it.
         "nvext": {"extra_fields": ["timing", "worker_id"]},
+        **(extra_body or {}),
     }
 
 
@@ -84,11 +93,12 @@ async def stream_chat(
     max_tokens: int = 64,
     timeout_s: float = 60.0,
     headers: dict[str, str] | None = None,
+    extra_body: dict[str, Any] | None = None,
 ) -> TurnResult:
     """POST {base_url}/v1/chat/completions with stream=true; never raises for network faults."""
     url = base_url.rstrip("/") + "/v1/chat/completions"
-    body = build_request(model, messages, max_tokens)
-    rec = StreamRecord()
+    body = build_request(model, messages, max_tokens, extra_body)
+    rec = ChatStream()
     start = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
@@ -99,8 +109,13 @@ async def stream_chat(
                     return TurnResult(ok=False, error_kind=kind, error=f"HTTP {resp.status}: {detail}")
                 # Timestamp each line as it is read: the parse cost of one
                 # chunk does not leak into the next one's arrival time.
+                # Read to the end of the body (not just to [DONE]) so the
+                # connection goes back to the pool for the next turn.
                 async for line in resp.content:
                     rec.feed_line(line, time.perf_counter() - start)
+                rec.close()
+    except StreamServerError as exc:
+        return TurnResult(ok=False, error_kind=ERR_HTTP_5XX, error=f"error in stream: {exc.detail}")
     except StreamError as exc:
         return TurnResult(ok=False, error_kind=ERR_MALFORMED, error=str(exc))
     except TimeoutError:
@@ -112,10 +127,8 @@ async def stream_chat(
     except (aiohttp.ClientError, OSError) as exc:
         return TurnResult(ok=False, error_kind=ERR_CUT, error=f"{type(exc).__name__}: {exc}")
     latency = time.perf_counter() - start
-    if rec.error:
-        return TurnResult(ok=False, error_kind=ERR_HTTP_5XX, error=f"error in stream: {rec.error}")
-    if not rec.complete:
+    if not rec.finished:
         return TurnResult(ok=False, error_kind=ERR_CUT, error="stream ended before a finish reason or [DONE]")
-    if not rec.content_chunks:
+    if not rec.content:
         return TurnResult(ok=False, error_kind=ERR_EMPTY, error="stream carried no text")
-    return TurnResult.from_record(rec, latency)
+    return TurnResult.from_stream(rec, latency)
