@@ -11,10 +11,7 @@ BOOTH_CELL = (("gpu", "h200"), ("context", "4k"), ("load", 16))  # a tuple: safe
 
 def _profile_source(gpu: str) -> str:
     """Where the profile's timings come from (measured kernels or the roofline)."""
-    import sys  # pylint: disable=import-outside-toplevel
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "files" / "perf_profile"))
-    import llama_perf_profile as perf  # pylint: disable=import-outside-toplevel
+    from perf_profile import llama_perf_profile as perf  # pylint: disable=import-outside-toplevel
 
     return perf.build_profile(gpu, 2).source
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +20,7 @@ from typing import Any, Iterable
 # The replay's Rust core logs every routing decision at INFO; keep the benchmark readable.
 os.environ.setdefault("DYN_LOG", "error")
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "files" / "perf_profile"))
-
-import llama_perf_profile as perf  # noqa: E402  (path set just above)
+from perf_profile import llama_perf_profile as perf  # noqa: E402  (after DYN_LOG, which the replay reads)
 
 MISS_FRACTION = 0.5  # a follow-up "missed" when less than half its prompt came from cache
 

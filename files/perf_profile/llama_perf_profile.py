@@ -178,15 +178,22 @@ def kv_capacity(gpu: str, tp: int) -> KvCapacity:
 SOURCES = ("auto", "measured", "roofline")
 
 
+def _measured_module():
+    """measured.py, imported late: it imports this module."""
+    if __package__:  # imported as the perf_profile package
+        from . import measured  # pylint: disable=import-outside-toplevel
+    else:  # run as a file (the dynamo role: python files/perf_profile/llama_perf_profile.py --gpu G --tp N)
+        import measured  # pylint: disable=import-outside-toplevel
+    return measured
+
+
 def _measured(gpu: str, source: str, timings=None):
     """The measured model for ``gpu`` (source auto/measured), or None for the roofline."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "roofline":
         return None
-    # measured.py lives in this folder and imports this module, hence the late import
-    import measured  # pylint: disable=import-outside-toplevel
-
+    measured = _measured_module()
     model = measured.model_for(gpu, timings)
     if model is None and source == "measured":
         raise ValueError(f"no measured timings for {gpu!r} (have {sorted(measured.SOURCE_OF)})")
@@ -249,9 +256,7 @@ def build_profile(gpu: str, tp: int, source: str = "auto", timings=None) -> Perf
     cap = kv_capacity(gpu, tp)
     model = _measured(gpu, source, timings)
     if model is not None:
-        import measured  # pylint: disable=import-outside-toplevel
-
-        return measured.build_profile(model, gpu, tp)
+        return _measured_module().build_profile(model, gpu, tp)
     isl = linspace(0.0, PREFILL_GRID_MAX, PREFILL_GRID_POINTS)
     ttft = [roofline_prefill_ms(gpu, tp, n) for n in isl]
     kv_grid = linspace(0.0, float(cap.kv_tokens), DECODE_GRID_POINTS)

@@ -45,8 +45,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_perf_profile as perf  # noqa: E402  pylint: disable=wrong-import-position
+if __package__:  # imported as the perf_profile package
+    from . import llama_perf_profile as perf
+else:  # run as a file (python files/perf_profile/measure.py): Python puts this folder first on sys.path
+    import llama_perf_profile as perf
 
 SCHEMA = "gtc-demo/llama31-70b-fp8-layer-timings/v1"
 
@@ -681,7 +683,10 @@ def validate(doc: dict) -> None:
 
 def write_outputs(doc: dict, out: Path, gpu: str, tps: Iterable[int] | None = None) -> dict:
     """The JSON, and through measured.py and llama_perf_profile.write_npz, one NPZ per TP."""
-    import measured  # pylint: disable=import-outside-toplevel
+    if __package__:  # measured imports this module, hence the late import
+        from . import measured  # pylint: disable=import-outside-toplevel
+    else:
+        import measured  # pylint: disable=import-outside-toplevel
 
     out.mkdir(parents=True, exist_ok=True)
     js = out / f"{gpu}-layer-timings.json"

@@ -30,9 +30,12 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import llama_perf_profile as perf  # noqa: E402  pylint: disable=wrong-import-position
-import measure  # noqa: E402  pylint: disable=wrong-import-position
+if __package__:  # imported as the perf_profile package
+    from . import llama_perf_profile as perf
+    from . import measure
+else:  # run as a file (python files/perf_profile/measured.py): Python puts this folder first on sys.path
+    import llama_perf_profile as perf
+    import measure
 
 DATA = Path(__file__).resolve().parent / "data"
 # The committed measurement of each GPU; a GPU without one is derived from SOURCE_OF.

@@ -5,7 +5,6 @@ about 5 minutes the first time, instant afterwards); the sweep takes seconds.
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ SWEEP = r"""
 import json, sys
 from pathlib import Path
 from gtc_bench import shape, sim, sweep, trace
-import llama_perf_profile as perf
+from perf_profile import llama_perf_profile as perf
 from dynamo.mocker.utils.planner_profiler_perf_data_converter import is_mocker_format_npz
 
 out = Path(sys.argv[1])
@@ -52,15 +51,9 @@ def bench_python() -> str:
     return python
 
 
-def _env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO / "benchmarks")
-    return env
-
-
 def test_kv_router_beats_round_robin_on_follow_ups_4xtp2(bench_python, tmp_path):
     proc = subprocess.run([bench_python, "-c", SWEEP, str(tmp_path)], capture_output=True, text=True,
-                          timeout=300, env=_env(), check=False)
+                          timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["npz_ok"], "Dynamo does not recognise the profile as a mocker-format NPZ"

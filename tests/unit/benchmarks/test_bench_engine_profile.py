@@ -3,7 +3,7 @@ in the shared profile folder by an older profile (the roofline's, before the mea
 
 from gtc_bench import sim
 
-import llama_perf_profile as perf
+from perf_profile import llama_perf_profile as perf
 
 
 def test_engine_args_rewrite_a_stale_profile(tmp_path):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import llama_perf_profile as perf
+from perf_profile import llama_perf_profile as perf
 
 
 def test_kv_bytes_per_token_is_llama70b_fp8():

@@ -7,10 +7,10 @@ link ``gtc_loadgen/chat_stream.py`` (imported here, from the editable install of
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -57,11 +57,12 @@ def test_the_app_imports_the_collection_file_not_a_copy():
 
 
 def test_the_loadgen_roles_source_copy_holds_a_real_file(tmp_path):
-    """roles/loadgen copies apps/loadgen with sync_tree.py before `pip install`: the link becomes its content."""
+    """roles/loadgen mirrors apps/loadgen (install_app.py's sync) before `pip install`: the link becomes its content."""
+    spec = importlib.util.spec_from_file_location("install_app", REPO / "roles" / "loadgen" / "files" / "install_app.py")
+    install_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(install_app)
     dest = tmp_path / "loadgen-src"
-    out = subprocess.run([sys.executable, str(REPO / "roles" / "loadgen" / "files" / "sync_tree.py"),
-                          str(REPO / "apps" / "loadgen"), str(dest)], capture_output=True, text=True, check=True)
-    assert "src/gtc_loadgen/chat_stream.py" in json.loads(out.stdout)["files"]
+    assert "src/gtc_loadgen/chat_stream.py" in install_app.sync(str(REPO / "apps" / "loadgen"), str(dest), False)
     copied = dest / "src" / "gtc_loadgen" / "chat_stream.py"
     assert not copied.is_symlink() and copied.read_bytes() == CANONICAL.read_bytes()
 

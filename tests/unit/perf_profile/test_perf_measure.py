@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-import llama_perf_profile as perf
-import measure
+from perf_profile import llama_perf_profile as perf
+from perf_profile import measure
 
 from npy_reader import read_npz
 

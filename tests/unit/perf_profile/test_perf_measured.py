@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-import llama_perf_profile as perf
-import measure
-import measured
+from perf_profile import llama_perf_profile as perf
+from perf_profile import measure
+from perf_profile import measured
 
 from npy_reader import read_npz
 
