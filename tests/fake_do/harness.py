@@ -75,7 +75,7 @@ class InfraRunner:
 
     def extra_vars(self, **more: Any) -> Path:
         values = {
-            "infra_api_endpoint": self.api.prism.url,
+            "gtc_demo_do_api_endpoint": self.api.prism.url,
             "infra_wait_poll_interval": 0.2,
             "infra_wait_timeout": 60,
             "infra_gpu_wait_poll_interval": 1,
@@ -106,7 +106,7 @@ class InfraRunner:
                  env: dict[str, str] | None = None, **more: Any) -> PlaybookRun:
         """A test playbook of tests/integration/infra/playbooks; ``env`` adds to the run's environment."""
         run = run_playbook(str(PLAYBOOKS / name), "-e", f"@{self.extra_vars(**more)}", *args,
-                           inventory=inventory, env={**self.env(token), **(env or {})}, timeout=600)
+                           inventory=inventory, env={**self.env(token), **(env or {})}, timeout=600, json_output=True)
         self.runs.append(run)
         return run
 
@@ -120,7 +120,7 @@ class InfraRunner:
                       env: dict[str, str] | None = None, **more: Any) -> PlaybookRun:
         """One of the collection's own playbooks (playbooks/validate.yml, playbooks/teardown.yml, site.yml)."""
         run = run_playbook(str(REPO / path), "-e", f"@{self.extra_vars(**more)}", *args, inventory=inventory,
-                           env={**self.env(token), **(env or {})}, timeout=600)
+                           env={**self.env(token), **(env or {})}, timeout=600, json_output=True)
         self.runs.append(run)
         return run
 

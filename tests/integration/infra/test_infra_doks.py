@@ -22,6 +22,11 @@ def ok(run) -> None:
     assert run.returncode == 0, f"{run.args}\n{run.output[-6000:]}"
 
 
+def changed(run) -> list[str]:
+    """The modules of the tasks that reported a change (Ansible's JSON callback)."""
+    return [t.action for t in run.tasks() if t.changed]
+
+
 def nodes_of(backend, pool: str) -> list:
     return [n for n in backend.node_objects() if n.metadata.labels.get("doks.digitalocean.com/node-pool") == pool]
 
@@ -52,9 +57,9 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     # 0. Check mode on an empty account: says what it would create, creates nothing.
     dry = infra.apply("--check", "--diff")
     ok(dry)
-    assert dry.recap["changed"] >= 5, dry.changed_tasks()
+    assert dry.recap["changed"] >= 5, changed(dry)
     assert api.writes_since(0) == [] and api.fake.is_empty()
-    assert infra.output()["ready"] is False and infra.output()["cluster_id"] == ""
+    assert infra.output()["cluster"]["ready"] is False and infra.output()["cluster"]["id"] == ""
     assert not infra.kubeconfig.exists()
 
     # 1. First run creates everything the issue lists.
@@ -96,18 +101,25 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
 
     # infra__output carries what later roles need.
     out = infra.output()
-    assert out["platform"] == "doks" and out["ready"] is True and out["region"] == "ams3"
-    assert out["cluster_id"] == cluster["id"] and out["cluster_name"] == "gtc-demo-dev"
-    assert out["vpc_id"] == state["vpcs"][0]["id"] and out["kubeconfig"] == str(kube)
-    assert out["nfs"]["host"] == share["host"] and out["nfs"]["mount_path"] == share["mount_path"]
-    assert out["gpu_pool"] == {"name": "gtc-demo-dev-gpu", "id": pools["gtc-demo-dev-gpu"]["id"],
+    assert out["platform"] == "doks" and out["environment"] == "dev" and out["kubeconfig"] == str(kube)
+    assert out["local"] == {"root": "", "venvs": "", "logs": "", "run": "", "python": "",
+                            "supervisor": {"config": "", "conf_dir": ""}}
+    got = out["cluster"]
+    assert got["ready"] is True and got["region"] == "ams3"
+    assert got["id"] == cluster["id"] and got["name"] == "gtc-demo-dev" and got["endpoint"] == cluster["endpoint"]
+    assert got["version"] == cluster["version"] and got["registry_integration"] is True
+    assert got["vpc_id"] == state["vpcs"][0]["id"]
+    assert got["nfs"] == {"id": share["id"], "host": share["host"], "mount_path": share["mount_path"], "size_gib": 100}
+    assert got["gpu_pool"] == {"name": "gtc-demo-dev-gpu", "id": pools["gtc-demo-dev-gpu"]["id"],
                                "size": "gpu-h100x8-640gb", "count": 1, "labels": {"gtc-demo/pool": "gpu"}}
+    assert got["cpu_pool"] == {"name": "gtc-demo-dev-cpu", "id": pools["gtc-demo-dev-cpu"]["id"],
+                               "size": "s-4vcpu-8gb", "count": 2, "labels": {"gtc-demo/pool": "cpu"}}
 
     # 2. A second run changes nothing and writes nothing.
     mark = len(api.log())
     second = infra.apply()
     ok(second)
-    assert second.recap["changed"] == 0, second.changed_tasks()
+    assert second.recap["changed"] == 0, changed(second)
     assert api.writes_since(mark) == []
 
     # 3. Check mode on a changed inventory reports the change, with a diff, and writes nothing.
@@ -116,10 +128,10 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     check = infra.apply("--check", "--diff", gtc_demo_gpu_node_count=2,
                         infra_gpu_pool_labels={"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"})
     ok(check)
-    assert check.recap["changed"] == 1, check.changed_tasks()
-    assert any("GPU node pool" in t for t in check.changed_tasks())
-    assert '"count": 2' in check.output or "count: 2" in check.output, check.output[-3000:]
-    assert "gtc-demo/role" in check.output
+    assert changed(check) == ["do_solutions.gtc_demo.do_kubernetes_node_pool"], changed(check)
+    (pool_task,) = [t for t in check.tasks() if t.changed]
+    assert pool_task.result["diff"]["after"]["count"] == 2, pool_task.result["diff"]
+    assert pool_task.result["diff"]["after"]["labels"]["gtc-demo/role"] == "decode"
     assert api.writes_since(mark) == [], "check mode wrote to the API"
     assert gpu_pool(api.state())["count"] == 1
     assert kube.read_bytes() == kube_before
@@ -129,7 +141,7 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     resized = infra.apply(gtc_demo_gpu_node_count=2,
                           infra_gpu_pool_labels={"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"})
     ok(resized)
-    assert resized.recap["changed"] == 1, resized.changed_tasks()
+    assert changed(resized) == ["do_solutions.gtc_demo.do_kubernetes_node_pool"], changed(resized)
     writes = api.writes_since(mark)
     assert [w["method"] for w in writes] == ["PUT"], writes
     assert writes[0]["path"].endswith("/node_pools/" + pools["gtc-demo-dev-gpu"]["id"])
@@ -141,7 +153,7 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert pool["count"] == 2 and len(pool["nodes"]) == 2
     assert all(n["status"]["state"] == "running" for n in pool["nodes"])
     assert pool["labels"] == {"gtc-demo/pool": "gpu", "gtc-demo/role": "decode"}
-    assert infra.output()["gpu_pool"]["count"] == 2
+    assert infra.output()["cluster"]["gpu_pool"]["count"] == 2
     # The new node is in the cluster, Ready with its GPUs (infra waited), the pool's new label on both.
     assert gpu_nodes(api.fake.cluster_backend) == {n["name"]: 8 for n in pool["nodes"]}
     assert all(n.metadata.labels["gtc-demo/role"] == "decode" for n in nodes_of(api.fake.cluster_backend, pool["name"]))
@@ -153,7 +165,8 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
                         infra_maintenance_window={"day": "saturday", "start_time": "5:00"},
                         infra_registry_integration=False, infra_nfs_size_gib=150)
     ok(tuned)
-    assert tuned.recap["changed"] == 2, tuned.changed_tasks()
+    assert changed(tuned) == ["do_solutions.gtc_demo.do_kubernetes_cluster", "do_solutions.gtc_demo.do_nfs_share"], \
+        changed(tuned)
     writes = [(w["method"], w["path"]) for w in api.writes_since(mark)]
     assert writes == [("PUT", f"/v2/kubernetes/clusters/{cluster['id']}"), ("DELETE", "/v2/kubernetes/registry"),
                       ("POST", f"/v2/nfs/{share['id']}/actions")], writes
@@ -162,7 +175,8 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert state["clusters"][0]["maintenance_policy"]["day"] == "saturday"
     assert state["clusters"][0]["maintenance_policy"]["start_time"] == "05:00"
     assert [(s["id"], s["size_gib"]) for s in state["shares"]] == [(share["id"], 150)]
-    assert infra.output()["nfs"]["size_gib"] == 150 and infra.output()["registry_integration"] is False
+    assert infra.output()["cluster"]["nfs"]["size_gib"] == 150
+    assert infra.output()["cluster"]["registry_integration"] is False
 
     # 5. A VPC with members cannot go: the module says so clearly (403 from the API).
     refused = infra.module("do_vpc", {"name": "gtc-demo-dev-vpc", "state": "absent"})
@@ -207,7 +221,7 @@ def test_lifecycle_create_rerun_resize_relabel_check_teardown(infra: InfraRunner
     assert api.fake.cluster_backend.node_objects() == []
     again = infra.teardown()
     ok(again)
-    assert again.recap["changed"] == 0, again.changed_tasks()
+    assert again.recap["changed"] == 0, changed(again)
 
 
 def test_prod_inventory_plans_the_contracted_h200_pool_in_atl1(infra: InfraRunner) -> None:
@@ -218,7 +232,8 @@ def test_prod_inventory_plans_the_contracted_h200_pool_in_atl1(infra: InfraRunne
                      "gtc-demo-prod-gpu", "gtc-demo-prod-models"):
         assert expected in run.output, expected
     assert infra.api.writes_since(0) == [] and infra.api.fake.is_empty()
-    assert infra.output()["region"] == "atl1" and infra.output()["gpu_pool"]["size"] == "gpu-h200x8-1128gb-contracted"
+    cluster = infra.output()["cluster"]
+    assert cluster["region"] == "atl1" and cluster["gpu_pool"]["size"] == "gpu-h200x8-1128gb-contracted"
 
 
 def test_survives_injected_429_and_500(infra: InfraRunner) -> None:
@@ -251,7 +266,8 @@ def test_wrong_token_fails_at_once_without_writing(infra: InfraRunner) -> None:
     elapsed = time.monotonic() - started
     assert run.returncode != 0
     assert "401 unauthorized" in run.output and "DIGITALOCEAN_ACCESS_TOKEN" in run.output
-    assert "Reconcile the VPC" in run.output
+    (refused,) = run.failed_tasks()
+    assert refused.action == "do_solutions.gtc_demo.do_vpc", refused
     log = infra.api.log()
     assert [e["method"] for e in log] == ["GET"], log  # one look, refused; no retry, no write
     assert infra.api.fake.is_empty()

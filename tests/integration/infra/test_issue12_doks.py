@@ -28,15 +28,24 @@ def ok(run) -> None:
     assert run.returncode == 0, f"{run.args}\n{run.output[-8000:]}"
 
 
+def changed(run) -> list[str]:
+    """The modules of the tasks that reported a change (Ansible's JSON callback)."""
+    return [t.action for t in run.tasks() if t.changed]
+
+
 def failed_play(run) -> str:
-    """The play that held the first failed task."""
-    play = ""
-    for line in run.output.splitlines():
-        if line.startswith("PLAY ["):
-            play = line
-        elif line.startswith("fatal:"):
-            return play
+    """The name of the play that held the first failed task (Ansible's JSON callback)."""
+    for play in json.loads(run.stdout).get("plays", []):
+        for task in play.get("tasks", []):
+            host = task.get("hosts", {}).get("localhost", {})
+            if host.get("failed") and not host.get("ignore_errors"):
+                return play["play"]["name"]
     return ""
+
+
+def results_of(run, action: str) -> list[dict[str, Any]]:
+    """The results of the tasks that ran ``action`` and were not skipped."""
+    return [t.result for t in run.tasks() if t.action == action and not t.skipped]
 
 
 def ready(node) -> bool:
@@ -97,10 +106,10 @@ def test_infra_waits_for_the_gpu_nodes_and_says_what_it_saw(infra: InfraRunner, 
     infra.api.control("/_fake/reset", {"token": TOKEN, "node_seconds": 0.5})
     run = infra.apply()
     ok(run)
-    assert "Wait until the GPU pool's nodes are Ready with their GPUs allocatable" in run.output
+    (waited,) = results_of(run, "do_solutions.gtc_demo.wait_for_gpu_nodes")
     nodes = gpu_nodes(backend)
     assert list(nodes.values()) == [(True, 8)], nodes
-    assert "1 GPU node(s) ready with 8 GPUs" in run.output
+    assert len(waited["eligible_nodes"]) == 1 and waited["total_gpus"] == 8, waited
 
 
 # --- defect 13: one token rule; infra's check says what is missing -----------------------------------
@@ -138,7 +147,7 @@ def test_outputs_fetch_a_fresh_kubeconfig_read_only(infra: InfraRunner) -> None:
     mark = len(infra.api.log())
     run = infra.playbook("outputs.yml")
     ok(run)
-    assert run.recap["changed"] == 0, run.changed_tasks()
+    assert run.recap["changed"] == 0, changed(run)
     assert infra.api.writes_since(mark) == []
     assert works(kube) and claims(kube)["exp"] - claims(kube)["iat"] == 7 * 24 * 3600
     assert infra.output()["kubeconfig"] == str(kube)
@@ -182,7 +191,7 @@ def test_teardown_without_kubeconfig_empties_the_cloud_and_reruns_clean(infra: I
     assert not infra.kubeconfig.exists()
     again = infra.site_playbook("playbooks/teardown.yml", env=site_env(fake_do_cluster))
     ok(again)
-    assert again.recap["changed"] == 0, again.changed_tasks()
+    assert again.recap["changed"] == 0, changed(again)
     assert "nothing of Stack 2 is left in it" in again.output
 
 
@@ -269,7 +278,8 @@ def test_validate_playbook_on_dev_fetches_the_kubeconfig_itself(infra: InfraRunn
         frontend.stop()
     ok(run)
     assert infra.kubeconfig.exists() and works(infra.kubeconfig)
-    assert "Wait for the Gateway to be accepted and programmed" in run.output
+    seen = [r["resources"][0]["kind"] for r in results_of(run, "kubernetes.core.k8s_info") if r.get("resources")]
+    assert {"Gateway", "HTTPRoute", "Certificate"} <= set(seen), seen
     assert frontend.requests("/v1/chat/completions"), "the inference check sent nothing"
     assert infra.api.writes_since(0) != [] and run.recap["changed"] == 0
 
@@ -295,7 +305,7 @@ def test_site_refuses_a_missing_secret_before_any_call(infra: InfraRunner, fake_
     ({"gtc_demo_model": "nvidia/Llama-3.1-70B-Instruct-FP9"}, "is not a known model"),
     ({"model_sync_k8s_spaces_bucket": "GTC_Models"}, "must be a Spaces bucket name"),
     ({"cluster_config_dns_zone": "not a zone"}, "must be a DNS domain"),
-    ({"gtc_demo_gpus_per_node": 16}, "but a gpu-h100x8-640gb node has 8 GPUs"),
+    ({"gtc_demo_gpus_per_node": 16}, "must be at most the 8 GPUs a gpu-h100x8-640gb node has"),
 ])
 def test_site_refuses_bad_inputs_before_any_call(infra: InfraRunner, fake_do_cluster, overrides: dict[str, Any],
                                                  message: str) -> None:
