@@ -1,10 +1,12 @@
-"""The loadgen role: argument spec in step with defaults, Kubernetes objects that render
-to valid objects, and playbooks/images.yml stopping cleanly without a Docker engine."""
+"""The loadgen role without a cluster: its specs agree with its defaults, its Kubernetes
+objects render valid for the frontends dynamo publishes (in their order), its refusals
+come from the spec or name the variable, and its install script changes only what differs.
+Results are read from files the playbooks write and from the JSON callback."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import os
 import re
 import subprocess
 import sys
@@ -13,113 +15,203 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+from helpers import REPO, run_playbook
+
 ROLE = REPO / "roles" / "loadgen"
-BIN = Path(sys.executable).parent
+MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
+# As dynamo publishes them on doks, reordered (round_robin first) and with a third.
+FRONTENDS = {
+    "round_robin": {"url": "http://gtc-demo-frontend-rr.gtc-demo.svc.cluster.local:8000", "title": "Round-robin",
+                    "router_mode": "round-robin", "metrics": "http://gtc-demo-frontend-rr.gtc-demo.svc.cluster.local:8000/metrics"},
+    "kv": {"url": "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000", "title": "KV-aware",
+           "router_mode": "kv", "metrics": "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000/metrics"},
+    "random": {"url": "http://gtc-demo-frontend-random.gtc-demo.svc.cluster.local:8000", "title": "Random",
+               "router_mode": "random", "metrics": "http://gtc-demo-frontend-random.gtc-demo.svc.cluster.local:8000/metrics"},
+}
 
 
-def _playbook(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
-                "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
-    return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=300, check=False)
-
-
-def test_defaults_and_argument_spec_agree():
+def test_every_entry_point_has_the_defaults_as_its_options():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
-    options = specs["main"]["options"]
-    assert set(defaults) == set(options)
-    assert specs["teardown"]["options"] == options
-    for name, opt in options.items():
+    entry_points = {p.stem for p in (ROLE / "tasks").glob("*.yml") if not p.stem.startswith("_")}
+    assert set(specs) == entry_points == {"main", "validate", "validate_account", "outputs", "teardown"}
+    for name, spec in specs.items():
+        assert set(spec["options"]) == set(defaults), name
+    for name, opt in specs["main"]["options"].items():
         assert opt.get("type") and opt.get("description"), name
 
 
+def _render(tmp_path: Path, inventory: str, frontends: dict) -> dict:
+    extra = tmp_path / "vars.json"
+    extra.write_text(json.dumps({"dynamo__output": {"model": MODEL, "rollout_id": "r7", "frontends": frontends},
+                                 "render_dir": str(tmp_path)}))
+    run = run_playbook("tests/unit/loadgen/render.yml", "-e", f"@{extra}", inventory=inventory)
+    assert run.returncode == 0, run.output[-3000:]
+    out = {p.stem: yaml.safe_load(p.read_text()) for p in tmp_path.glob("*.yaml")}
+    out["output"] = json.loads((tmp_path / "output.json").read_text())
+    return out
+
+
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    out = tmp_path_factory.mktemp("loadgen-render")
-    run = _playbook("tests/unit/loadgen/render.yml", "-i", "inventories/dev", "-e", f"render_dir={out}")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    return {p.stem: yaml.safe_load(p.read_text()) for p in out.glob("*.yaml")}
+def doks(tmp_path_factory):
+    return _render(tmp_path_factory.mktemp("doks"), "inventories/dev", FRONTENDS)
 
 
-def test_objects_are_valid_and_consistent(rendered):
-    from kubernetes.client import ApiClient, V1ConfigMap, V1Deployment, V1Service
+def test_objects_are_valid_and_consistent(doks):
+    from kubernetes.client import ApiClient, V1Deployment, V1Service
 
-    cm, dep, svc = rendered["configmap"], rendered["deployment"], rendered["service"]
-    # The Kubernetes client's models take them (types, required fields).
+    dep, svc, mon = doks["deployment"], doks["service"], doks["podmonitor"]
     api = ApiClient()
-    for obj, model in ((cm, V1ConfigMap), (dep, V1Deployment), (svc, V1Service)):
+    for obj, model in ((dep, V1Deployment), (svc, V1Service)):
         typed = api._ApiClient__deserialize(obj, model.__name__)  # the client's own model loader
         assert typed.metadata.name == "loadgen" and typed.metadata.namespace == "gtc-demo"
-    assert (dep["apiVersion"], dep["kind"], svc["kind"], cm["kind"]) == ("apps/v1", "Deployment", "Service", "ConfigMap")
-    # The Service selects the pods; the gateway routes to loadgen:3000; the
-    # PodMonitor selects app.kubernetes.io/name=gtc-loadgen on port "http".
     labels = dep["spec"]["template"]["metadata"]["labels"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
     assert svc["spec"]["selector"].items() <= labels.items()
-    assert labels["app.kubernetes.io/name"] == "gtc-loadgen"
     assert svc["spec"]["ports"][0] == {"name": "http", "port": 3000, "targetPort": "http", "protocol": "TCP"}
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["ports"][0]["name"] == "http"
-    assert re.fullmatch(r"registry\.digitalocean\.com/do-solutions-sfo3/gtc-demo-loadgen:\d{8}-[0-9a-f]{7,}",
-                        container["image"]), container["image"]
+    # The PodMonitor of the role's own pods: beside them, selecting them, on the named port.
+    assert (mon["apiVersion"], mon["kind"], mon["metadata"]["namespace"]) == ("monitoring.coreos.com/v1", "PodMonitor", "gtc-demo")
+    assert mon["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert mon["spec"]["podMetricsEndpoints"][0]["port"] == "http"
+    assert mon["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["template"]["metadata"]["annotations"]["gtc-demo/model-rollout"] == "r7"
+
+
+def test_the_container_gets_every_frontend_in_order(doks):
+    container = doks["deployment"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
-    assert env["LOADGEN_KV_URL"]["value"] == "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000"
-    assert env["LOADGEN_ROUND_ROBIN_URL"]["value"].startswith("http://gtc-demo-frontend-rr.")
-    assert env["LOADGEN_MODEL"]["value"] == "nvidia/Llama-3.1-70B-Instruct-FP8"
+    assert json.loads(env["LOADGEN_FRONTENDS"]["value"]) == [
+        {"id": fid, "url": f["url"], "title": f["title"]} for fid, f in FRONTENDS.items()]
+    assert env["LOADGEN_MODEL"]["value"] == MODEL
+    assert json.loads(env["LOADGEN_PRESETS"]["value"]) == {} and json.loads(env["LOADGEN_SETTINGS"]["value"]) == {}
+    assert not {"LOADGEN_KV_URL", "LOADGEN_ROUND_ROBIN_URL"} & set(env)
     # The key only ever comes from a Secret, and is optional.
     ref = env["GRADIENT_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["optional"] is True and "value" not in env["GRADIENT_API_KEY"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
-    assert json.loads(cm["data"]["presets.json"]) == {} and json.loads(cm["data"]["settings.json"]) == {}
-    assert dep["spec"]["replicas"] == 1
 
 
-def test_role_refuses_bad_values():
-    # JSON results: one message per line, whatever its length.
-    run = _playbook("tests/unit/loadgen/refuse.yml", "-i", "inventories/local",
-                    env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
-    out = run.stdout
-    for needle in ("loadgen_local_port must be a TCP port (1-65535), got '70000'",
-                   "loadgen_kv_url must be a base URL like http://host:port (without /v1), got 'http://x:8000/v1'",
-                   "loadgen_settings has a key or value the load generator does not know",
-                   "loadgen_presets must map preset names",
-                   "loadgen_model is empty and no dynamo__output.model was published"):
-        assert needle in out, (needle, out[-3000:])
-    # Five bad cases fail, the good one passes every check.
-    assert len(re.findall(r"^(fatal|failed): ", out, re.M)) == 5, out[-3000:]
+def test_image_and_pull_secret_come_from_the_registry(doks, tmp_path):
+    spec = doks["deployment"]["spec"]["template"]["spec"]
+    image = spec["containers"][0]["image"]
+    assert re.fullmatch(r"registry\.digitalocean\.com/do-solutions-sfo3/gtc-demo-loadgen:\d{8}-[0-9a-f]{7,}", image), image
+    # DOKS's registry integration names the secret registry-<registry name>.
+    assert spec["imagePullSecrets"] == [{"name": "registry-do-solutions-sfo3"}]
+    out = doks["output"]
+    assert out == {"platform": "doks", "url": "http://loadgen.gtc-demo.svc.cluster.local:3000",
+                   "service": {"name": "loadgen", "namespace": "gtc-demo", "port": 3000},
+                   "image": {"repository": "registry.digitalocean.com/do-solutions-sfo3/gtc-demo-loadgen",
+                             "tag": image.rsplit(":", 1)[1]}}
+    kind = _render(tmp_path, "inventories/kind", {"kv": FRONTENDS["kv"]})
+    assert "imagePullSecrets" not in kind["deployment"]["spec"]["template"]["spec"]
+    assert json.loads({e["name"]: e for e in kind["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+                      ["LOADGEN_FRONTENDS"]["value"]) == [{"id": "kv", "url": FRONTENDS["kv"]["url"], "title": "KV-aware"}]
+
+
+def test_local_output_has_the_same_keys():
+    run = run_playbook("tests/unit/loadgen/outputs.yml", json_output=True)
+    assert run.returncode == 0, run.output[-3000:]
+    facts = [t.result["ansible_facts"]["loadgen__output"] for t in run.tasks()
+             if "loadgen__output" in t.result.get("ansible_facts", {})]
+    assert facts and facts[-1]["platform"] == "local" and facts[-1]["url"] == "http://127.0.0.1:3000"
+    assert facts[-1]["service"] == {"name": "", "namespace": "", "port": 0}
+    assert facts[-1]["image"]["repository"].endswith("/gtc-demo-loadgen")
+
+
+CASES = [
+    ({"name": "port", "port": 70000}, "loadgen_local_port must be a TCP port (1-65535), got 70000"),
+    ({"name": "port type", "port": "three"}, "argument 'loadgen_local_port' is of type str and we were unable to convert to int"),
+    ({"name": "settings key", "settings": {"colour": "red"}}, "loadgen_settings.colour. Supported parameters include"),
+    ({"name": "settings type", "settings": {"concurrency": "lots"}}, "argument 'concurrency' is of type str found in 'loadgen_settings'"),
+    ({"name": "routing", "settings": {"routing": "nope"}},
+     "loadgen_settings.routing is 'nope', which is not a frontend: use one of gtc_demo_frontends' ids (kv, round_robin)"),
+    ({"name": "presets", "presets": {"booth": {"speed": 3}}}, "loadgen_presets must map preset names"),
+    ({"name": "tag", "tag": "no spaces"}, "loadgen_image_tag is not a valid image tag: no spaces"),
+]
+
+
+def test_role_refuses_bad_values(tmp_path):
+    cases = [case for case, _needle in CASES] + [{"name": "good", "settings": {"routing": "round_robin", "rate": 2}}]
+    out = tmp_path / "refusals.json"
+    run = run_playbook("tests/unit/loadgen/refuse.yml", "-e", json.dumps({"cases": cases, "refusals_file": str(out)}))
+    assert run.returncode == 0, run.output[-3000:]
+    refusals = json.loads(out.read_text())
+    for case, needle in CASES:
+        assert needle in refusals[case["name"]], (case, refusals[case["name"]])
+    assert refusals["good"] == ""
+
+
+def test_main_refuses_to_start_without_dynamo_frontends(tmp_path):
+    """Past the preflight, main stops before any change when dynamo published no frontends."""
+    playbook = tmp_path / "loadgen.yml"
+    playbook.write_text("- hosts: localhost\n  gather_facts: false\n  roles:\n    - do_solutions.gtc_demo.loadgen\n")
+    run = run_playbook(str(playbook), "-e", json.dumps({"gtc_demo_local_root": str(tmp_path / "nothing")}),
+                       json_output=True)
+    failed = [t for t in run.tasks() if t.failed]
+    assert run.returncode != 0 and len(failed) == 1, run.output[-3000:]
+    assert "dynamo__output has no frontends with URLs or no model" in failed[0].result["msg"]
+    assert not any(t.changed for t in run.tasks()) and not (tmp_path / "nothing").exists()
 
 
 def test_images_playbook_stops_cleanly_without_a_docker_engine():
-    run = _playbook("playbooks/images.yml", "-i", "inventories/local",
-                    env={"DOCKER_HOST": "unix:///nonexistent/gtc-demo-test/docker.sock"})
-    assert run.returncode == 0, run.stdout[-3000:]
-    assert "No Docker engine answers at unix:///nonexistent/gtc-demo-test/docker.sock" in run.stdout
-    assert re.search(r"gtc-demo-loadgen:\d{8}-[0-9a-f]{7,}", run.stdout)
-    assert re.search(r"localhost\s*:\s*ok=\d+\s+changed=0\s+unreachable=0\s+failed=0", run.stdout)
-    assert "Build the load generator's image" not in run.stdout
+    run = run_playbook("playbooks/images.yml", env={"DOCKER_HOST": "unix:///nonexistent/gtc-demo-test/docker.sock"},
+                       json_output=True)
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.recap["changed"] == 0 and run.recap["failed"] == 0
+    said = " ".join(str(t.result.get("msg", "")) for t in run.tasks() if t.action == "ansible.builtin.debug")
+    assert "No Docker engine answers at unix:///nonexistent/gtc-demo-test/docker.sock" in said
+    assert re.search(r"gtc-demo-loadgen:\d{8}-[0-9a-f]{7,}", said)
+    assert not [t for t in run.tasks() if t.action.endswith("docker_image_build")]
 
 
-def test_source_sync_is_idempotent_and_skips_build_leftovers(tmp_path):
-    script = ROLE / "files" / "sync_tree.py"
+def _install_app():
+    spec = importlib.util.spec_from_file_location("install_app", ROLE / "files" / "install_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_install_script_mirrors_the_source_and_skips_build_leftovers(tmp_path):
+    install_app = _install_app()
     src, dest = tmp_path / "src", tmp_path / "dest"
     (src / "pkg" / "__pycache__").mkdir(parents=True)
     (src / "pkg" / "a.py").write_text("A = 1\n")
     (src / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"\0")
     (src / "pkg.egg-info").mkdir()
     (src / "pkg.egg-info" / "PKG-INFO").write_text("x")
-
-    def sync(*extra):
-        out = subprocess.run([sys.executable, str(script), str(src), str(dest), *extra],
-                             capture_output=True, text=True, check=True)
-        return json.loads(out.stdout)
-
-    assert sync("--check") == {"changed": True, "files": ["pkg/a.py"]} and not dest.exists()
-    assert sync() == {"changed": True, "files": ["pkg/a.py"]}
-    assert sync() == {"changed": False, "files": []}  # a second run changes nothing
+    before = install_app.digest(str(src))
+    assert install_app.sync(str(src), str(dest), check=True) == ["pkg/a.py"] and not dest.exists()
+    assert install_app.sync(str(src), str(dest), check=False) == ["pkg/a.py"]
+    assert install_app.sync(str(src), str(dest), check=False) == []  # a second run changes nothing
     assert not (dest / "pkg" / "__pycache__").exists() and not (dest / "pkg.egg-info").exists()
     (src / "pkg" / "a.py").write_text("A = 2\n")
     (dest / "pkg" / "stale.py").write_text("")
-    assert sync() == {"changed": True, "files": ["pkg/a.py", "pkg/stale.py (removed)"]}
+    assert install_app.sync(str(src), str(dest), check=False) == ["pkg/a.py", "pkg/stale.py (removed)"]
     assert (dest / "pkg" / "a.py").read_text() == "A = 2\n" and not (dest / "pkg" / "stale.py").exists()
+    assert install_app.digest(str(src)) != before
+
+
+def test_install_script_asks_the_venv_for_the_pins_without_pip(tmp_path):
+    install_app = _install_app()
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    for dist in ("aiohttp-3.14.5.dist-info", "prometheus_client-0.26.0.dist-info", "uvloop-0.22.0.dist-info"):
+        (site / dist).mkdir(parents=True)
+    pins = ["aiohttp==3.14.5", "prometheus-client==0.26.0", "uvloop==0.23.0", "setuptools==80.9.0"]
+    # Names are compared as dist-info folders spell them (prometheus-client -> prometheus_client).
+    assert install_app.missing_pins(str(tmp_path), pins) == ["uvloop==0.23.0", "setuptools==80.9.0"]
+    assert install_app.missing_pins(str(tmp_path / "nothing"), pins) == pins
+
+
+def test_install_script_check_mode_reports_and_writes_nothing(tmp_path):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("A = 1\n")
+    out = subprocess.run([sys.executable, str(ROLE / "files" / "install_app.py"), "--venv", str(tmp_path / "venv"),
+                          "--app", str(tmp_path / "src"), "--copy", str(tmp_path / "dest"), "--pin", "aiohttp==3.14.5",
+                          "--check"], capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report["changed"] and report["files"] == ["a.py"] and len(report["digest"]) == 16
+    assert report["actions"] == ["created the virtual environment", "installed aiohttp==3.14.5",
+                                 "copied 1 file(s) of the app's source", "installed the app"]
+    assert not (tmp_path / "venv").exists() and not (tmp_path / "dest").exists()
