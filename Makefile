@@ -22,11 +22,14 @@ help:
 
 setup: $(VENV)/.installed $(COLLECTION_LINK)
 
-$(VENV)/.installed: requirements/dev.txt apps/loadgen/pyproject.toml
+# The tooling venv: Ansible and the test tools, the load generator (editable),
+# and the benchmarks with the perf profile package they import (their tests import both).
+$(VENV)/.installed: requirements/dev.txt apps/loadgen/pyproject.toml benchmarks/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
 	$(BIN)/python -m pip install -q -r requirements/dev.txt
 	@if [ -f apps/loadgen/pyproject.toml ]; then $(BIN)/python -m pip install -q -e 'apps/loadgen[test]'; fi
+	$(BIN)/python -m pip install -q --no-deps -e benchmarks
 	touch $@
 
 # Ansible finds collections only under an ansible_collections/<ns>/<name>
