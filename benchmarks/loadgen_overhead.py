@@ -1,19 +1,23 @@
 """What the load generator itself costs: its rate and per-request overhead against a zero-delay target.
 
-Starts Dynamo's mocker with ``--speedup-ratio 0`` (no simulated prefill or decode time) behind
-a KV-aware frontend, on free ports of 127.0.0.1, then drives it in turn with
+Brings the booth's own local stack up with the collection (``gtc_bench.stack.RoleStack``:
+``site.yml -i inventories/local`` in a benchmark home, on free ports of 127.0.0.1) with one
+KV-aware frontend and mocker workers at ``dynamo_local_speedup_ratio: 0`` (no simulated prefill or
+decode time), then drives it in turn with
 
-* ``gtc-loadgen bench`` (this repo's load generator, headless, same engine as the booth app), and
-* ``aiperf profile`` (PyPI, pinned, in a venv of its own under ~/.cache/gtc-demo/),
+* ``gtc-loadgen bench --frontend kv=URL`` (this repo's load generator, headless, same engine as the booth app), and
+* ``aiperf profile`` (PyPI, pinned, in a venv of its own under ~/.cache/gtc-demo/), with the demo's
+  own tokenizer (roles/model_sync/files/local-model),
 
 at the same concurrency, for the same duration, with multi-turn conversations of similar prompt
 length and the same answer length. For each it reports requests per second and the client's
 overhead: client TTFT minus the server's TTFT. The loadgen gets the server's TTFT per request
 (Dynamo's ``nvext.timing.ttft_ms``); aiperf does not ask for it, so for both tools the script also
 reads the frontend's own TTFT histogram before and after each run and compares means over the
-same window. Everything is bounded (duration, one target, 127.0.0.1) and stopped on exit.
+same window. Everything is bounded (duration, one target, 127.0.0.1); ``playbooks/teardown.yml``
+removes the stack on exit.
 
-    .venv/bin/python benchmarks/loadgen_overhead.py --dynamo-python $GTC_DEMO_HOME/venvs/dynamo/bin/python
+    .venv/bin/python benchmarks/loadgen_overhead.py        # or: benchmarks/run overhead
 
 Writes benchmarks/loadgen_overhead_results.md (and prints the table).
 """
@@ -24,26 +28,20 @@ import argparse
 import json
 import os
 import re
-import signal
-import socket
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from gtc_bench.stack import DEMO_MODEL_DIR, RoleStack
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
 AIPERF_VERSION = "0.13.0"
 AIPERF_VENV = Path.home() / ".cache" / "gtc-demo" / f"aiperf-{AIPERF_VERSION}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_aiperf() -> Path:
@@ -53,68 +51,6 @@ def ensure_aiperf() -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(AIPERF_VENV)], check=True)
         subprocess.run([str(AIPERF_VENV / "bin" / "pip"), "install", "-q", f"aiperf=={AIPERF_VERSION}"], check=True)
     return exe
-
-
-def model_dir(work: Path, given: str | None, python: str) -> Path:
-    """The offline 32,000-word tokenizer the benchmarks use, written with the Dynamo venv (it has tokenizers)."""
-    if given:
-        return Path(given)
-    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-            "from gtc_bench.live import write_model_dir; write_model_dir(Path(sys.argv[2]))")
-    subprocess.run([python, "-c", code, str(HERE), str(work / "model")], check=True)
-    return work / "model"
-
-
-class Stack:
-    """N mocker workers at --speedup-ratio 0 and one KV-aware frontend, each in its own process group."""
-
-    def __init__(self, python: str, model: Path, work: Path, workers: int) -> None:
-        self.python, self.model, self.work, self.workers = python, model, work, workers
-        self.port = free_port()
-        self.procs: list[subprocess.Popen] = []
-
-    def _spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, "DYN_DISCOVERY_BACKEND": "file", "DYN_FILE_KV": str(self.work / "discovery"),
-               "DYN_REQUEST_PLANE": "tcp", "DYN_EVENT_PLANE": "zmq", "DYN_LOG": "warn",
-               "HF_HUB_OFFLINE": "1", **(extra_env or {})}
-        log = (self.work / f"{name}.log").open("w")
-        self.procs.append(subprocess.Popen([self.python, "-m", *args], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True))
-
-    def start(self, timeout_s: float = 180) -> None:
-        (self.work / "discovery").mkdir(parents=True, exist_ok=True)
-        for i in range(self.workers):
-            self._spawn(f"mocker-{i}", ["dynamo.mocker", "--model-path", str(self.model), "--model-name", MODEL,
-                                        "--block-size", "32", "--speedup-ratio", "0"])
-        self._spawn("frontend", ["dynamo.frontend", "--router-mode", "kv", "--http-host", "127.0.0.1",
-                                 "--http-port", str(self.port), "--model-path", str(self.model),
-                                 "--model-name", MODEL])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.procs):
-                raise RuntimeError(f"a stack process exited early; logs in {self.work}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/v1/models", timeout=5) as resp:
-                    if MODEL in resp.read().decode():
-                        return
-            except OSError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"frontend on {self.url} did not list the model in {timeout_s} s")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
 
 
 def server_ttft(url: str) -> tuple[float, float]:
@@ -137,8 +73,8 @@ def window_mean_ms(before: tuple[float, float], after: tuple[float, float]) -> f
 
 
 def run_loadgen(url: str, args: argparse.Namespace) -> dict:
-    cmd = [str(REPO / ".venv" / "bin" / "gtc-loadgen"), "bench", "--kv-url", url, "--round-robin-url", url,
-           "--model", MODEL, "--concurrency", str(args.concurrency), "--duration", str(args.duration),
+    cmd = [shutil.which("gtc-loadgen", path=str(Path(sys.executable).parent)) or "gtc-loadgen", "bench",
+           "--frontend", f"kv={url}", "--model", MODEL, "--concurrency", str(args.concurrency), "--duration", str(args.duration),
            "--warmup", str(args.warmup), "--turns", str(args.turns), "--max-tokens", str(args.osl),
            "--context-docs", str(args.context_docs), "--think", str(args.think)]
     before = server_ttft(url)
@@ -152,6 +88,7 @@ def run_loadgen(url: str, args: argparse.Namespace) -> dict:
 def run_aiperf(url: str, model: Path, work: Path, args: argparse.Namespace, isl: int) -> dict:
     exe = ensure_aiperf()
     art = work / "aiperf"
+    shutil.rmtree(art, ignore_errors=True)  # an earlier run's export must not be read as this one's
     cmd = [str(exe), "profile", "--model", MODEL, "--url", url, "--endpoint-type", "chat", "--streaming",
            "--tokenizer", str(model), "--concurrency", str(args.concurrency),
            "--benchmark-duration", str(args.duration), "--warmup-duration", str(args.warmup),
@@ -201,8 +138,8 @@ def main() -> int:
     global LOAD_BEFORE  # noqa: PLW0603 - recorded once, printed in the table's header
     LOAD_BEFORE = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dynamo-python", required=True, help="python of a venv with ai-dynamo 1.6.1")
-    ap.add_argument("--model-path", help="tokenizer/model dir the mocker loads (default: write one)")
+    ap.add_argument("--home", type=Path, default=Path.home() / ".cache" / "gtc-demo" / "bench-home" / "overhead",
+                    help="GTC_DEMO_HOME of the stack (teardown.yml removes it)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--duration", type=float, default=30)
@@ -219,17 +156,15 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE / "loadgen_overhead_results.md"))
     args = ap.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="gtc-loadgen-bench-") as tmp:
-        work = Path(tmp)
-        model = model_dir(work, args.model_path, args.dynamo_python)
-        stack = Stack(args.dynamo_python, model, work, args.workers)
-        try:
-            stack.start()
-            lg = run_loadgen(stack.url, args)
-            # aiperf's prompts as long as the loadgen's (2 corpus documents, ~3,000 words + turns).
-            ap_res = run_aiperf(stack.url, model, work, args, isl=args.isl or 2700 * args.context_docs)
-        finally:
-            stack.stop()
+    booth = RoleStack(args.home, {"kv": {"router_mode": "kv", "title": "KV-aware"}}, replicas=args.workers,
+                      tensor_parallel_size=8 // args.workers,
+                      # zero-delay workers with the mocker's own timing: what is left is the clients' and the frontend's cost
+                      extra_vars={"dynamo_local_speedup_ratio": 0, "dynamo_local_perf_profile": ""})
+    with booth:
+        url = booth.urls["kv"]
+        lg = run_loadgen(url, args)
+        # aiperf's prompts as long as the loadgen's (2 corpus documents, ~3,000 words + turns).
+        ap_res = run_aiperf(url, DEMO_MODEL_DIR, args.home.parent / "aiperf", args, isl=args.isl or 2700 * args.context_docs)
 
     lg_over_window = (lg["ttft_ms_mean"] - lg["server_ttft_ms_mean_window"]
                       if lg.get("server_ttft_ms_mean_window") is not None else None)
@@ -254,8 +189,10 @@ def main() -> int:
     text = "\n".join([
         "# Load generator overhead (benchmarks/loadgen_overhead.py)",
         "",
-        f"Target: Dynamo 1.6.1 KV-aware frontend, {args.workers} mocker workers at `--speedup-ratio 0`, "
-        f"127.0.0.1. Each tool: {args.concurrency} concurrent streams, {args.duration:g} s measured after "
+        f"Target: the booth's local stack brought up by `site.yml -i inventories/local` (one Dynamo 1.6.1 KV-aware "
+        f"frontend, {args.workers} mocker workers at `dynamo_local_speedup_ratio: 0`, the demo's WordPiece tokenizer), "
+        f"127.0.0.1; `site.yml` {booth.seconds.get('site', '–')} s, `teardown.yml` {booth.seconds.get('teardown', '–')} s. "
+        f"Each tool: {args.concurrency} concurrent streams, {args.duration:g} s measured after "
         f"{args.warmup:g} s warm-up, {args.turns}-turn conversations, {args.osl}-token answers, {args.think:g} s between turns, "
         f"loadgen contexts of {args.context_docs} corpus document(s), aiperf prompts of "
         f"{args.isl or 2700 * args.context_docs} tokens. "

@@ -21,47 +21,63 @@ def cmd_sim(args: argparse.Namespace) -> dict:
     return results
 
 
-def run_live(out: Path, replicas_list: list[int], load: int, conversations: int, seed: int,
-             gpu: str = "h200", urls: tuple[str, str] | None = None) -> dict:
-    """The live stack at each topology: a KV pass then a round-robin pass of the same
-    conversations (fresh text each pass), and the simulator on the very same conversations."""
-    from gtc_bench import live  # pylint: disable=import-outside-toplevel
+# The frontends of the live runs, by routing id (the ids the simulator's modes are paired with).
+LIVE_FRONTENDS = {"kv": {"router_mode": "kv", "title": "KV-aware"},
+                  "round_robin": {"router_mode": "round-robin", "title": "Round-robin"}}
+SIM_MODE = {"kv": "kv_router", "round_robin": "round_robin"}
+DEMO_MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"  # what inventories/local serves
+# GTC_DEMO_HOME of the benchmark's stacks (one folder per topology; teardown.yml removes it)
+BENCH_HOME = Path.home() / ".cache" / "gtc-demo" / "bench-home"
 
-    import llama_perf_profile as perf  # pylint: disable=import-outside-toplevel
+
+def run_live(out: Path, replicas_list: list[int], load: int, conversations: int, seed: int,
+             gpu: str = "h200", urls: dict[str, str] | None = None, home: Path | None = None,
+             model: str = DEMO_MODEL) -> dict:
+    """The booth's stack at each topology (site.yml in a benchmark home, torn down after): a KV pass
+    then a round-robin pass of the same conversations (fresh text each pass), measured with the load
+    generator's client, and the simulator on the very same conversations."""
+    from gtc_bench import live, stack  # pylint: disable=import-outside-toplevel
 
     shp = shape.BOOTH
     convs = trace.generate(conversations, shp, shape.conversation_rate_for(load, shp), seed)
-    tracefile = trace.write_jsonl(trace.to_mooncake(convs, shp), out / "raw" / f"live-trace-s{seed}.jsonl")
-    router_args = ("--router-kv-overlap-score-credit", f"{sweep.RECOMMENDED.overlap_score_credit:g}",
-                   "--router-prefill-load-scale", f"{sweep.RECOMMENDED.prefill_load_scale:g}")
-    results: dict = {"load": load, "conversations": conversations, "gpu": gpu, "topologies": {}}
+    rows = trace.to_mooncake(convs, shp)
+    tracefile = trace.write_jsonl(rows, out / "raw" / f"live-trace-s{seed}.jsonl")
+    words = live.demo_vocabulary(stack.DEMO_MODEL_DIR)
+    policy = {"overlap_score_credit": sweep.RECOMMENDED.overlap_score_credit,
+              "prefill_load_scale": sweep.RECOMMENDED.prefill_load_scale}
+    results: dict = {"load": load, "conversations": conversations, "gpu": gpu, "topologies": {},
+                     "tokenizer": str(stack.DEMO_MODEL_DIR.relative_to(stack.REPO)), "one_token_words": len(words)}
     for replicas in replicas_list:
         tp = 8 // replicas
         topo = sim.Topology(replicas, tp)
-        prof = perf.build_profile(gpu, tp)
         workdir = out / "raw" / f"live-{topo.label}"
         workdir.mkdir(parents=True, exist_ok=True)
-        npz = perf.write_npz(prof, workdir / "profile.npz")
         entry: dict = {}
         t0 = time.monotonic()
 
-        def both_modes(kv_url: str, rr_url: str) -> None:
-            for mode, url in (("kv", kv_url), ("round_robin", rr_url)):
-                recs = asyncio.run(live.drive(url, convs, shp, tag=f"{topo.label}-{mode}-{time.time_ns()}"))
-                (workdir / f"{mode}.json").write_text(json.dumps(recs))
-                entry[mode] = live.live_stats(recs)
-                print(f"live {topo.label} {mode}: {entry[mode]['requests']} requests, {entry[mode]['errors']} errors, "
-                      f"follow-up median {entry[mode]['followups'].get('median', float('nan')):.0f} ms")
+        def each_frontend(targets: dict[str, str], model: str) -> None:
+            for fid, url in targets.items():
+                recs = asyncio.run(live.drive(url, model, convs, words, tag=f"{topo.label}-{fid}-{time.time_ns()}"))
+                live.write_records(workdir / f"{fid}.json", recs)
+                entry[fid] = live.live_stats(recs)
+                entry[fid]["prompt_tokens_vs_trace"] = live.prompt_length_check(recs, rows)
+                print(f"live {topo.label} {fid}: {entry[fid]['requests']} requests, {entry[fid]['errors']} errors, "
+                      f"follow-up median {entry[fid]['followups'].get('median', float('nan')):.0f} ms", flush=True)
 
-        if urls:  # an already running demo (e.g. the local demo on :8000 / :8001)
-            entry["target"] = list(urls)
-            both_modes(*urls)
+        if urls:  # an already running demo (e.g. make demo's frontends)
+            entry["target"] = dict(urls)
+            each_frontend(urls, model)
         else:
-            with live.LocalStack(workdir, replicas, npz, prof.capacity.num_gpu_blocks, router_args=router_args) as stack:
-                both_modes(f"http://127.0.0.1:{stack.kv_port}", f"http://127.0.0.1:{stack.rr_port}")
+            bench_home = (home or BENCH_HOME) / topo.label
+            with stack.RoleStack(bench_home, LIVE_FRONTENDS, replicas=replicas, tensor_parallel_size=tp, gpu=gpu,
+                                 router_policy=policy) as booth:
+                asyncio.run(live.wait_for_workers(booth.urls["round_robin"], booth.model, replicas))
+                entry["stack"] = {"ports": booth.ports, "urls": booth.urls, "model": booth.model}
+                each_frontend(booth.urls, booth.model)
+            entry["stack"]["seconds"] = booth.seconds  # site.yml and teardown.yml
         engine = sim.EngineSpec(gpu=gpu)
-        entry["sim_kv"] = sweep.run_cell([tracefile], topo, "kv_router", sweep.RECOMMENDED, engine)
-        entry["sim_round_robin"] = sweep.run_cell([tracefile], topo, "round_robin", sim.RouterSettings(), engine)
+        entry["sim_kv"] = sweep.run_cell([tracefile], topo, SIM_MODE["kv"], sweep.RECOMMENDED, engine)
+        entry["sim_round_robin"] = sweep.run_cell([tracefile], topo, SIM_MODE["round_robin"], sim.RouterSettings(), engine)
         entry["seconds"] = round(time.monotonic() - t0, 1)
         results["topologies"][topo.label] = entry
     (out / "live.json").write_text(json.dumps(results, indent=1, default=str))
@@ -70,14 +86,16 @@ def run_live(out: Path, replicas_list: list[int], load: int, conversations: int,
 
 def cmd_live(args: argparse.Namespace) -> dict:
     urls = None
-    if args.kv_url or args.rr_url:
-        if not (args.kv_url and args.rr_url) or len(args.replicas) != 1:
-            raise SystemExit("--kv-url and --rr-url go together, with one --replicas (the running demo's)")
-        urls = (args.kv_url.rstrip("/"), args.rr_url.rstrip("/"))
-        for url in urls:  # this is a load generator: loopback targets only
+    if args.frontend:
+        urls = dict(item.split("=", 1) for item in args.frontend)
+        if set(urls) != set(LIVE_FRONTENDS) or len(args.replicas) != 1:
+            raise SystemExit(f"--frontend ID=URL for each of {sorted(LIVE_FRONTENDS)}, with one --replicas (the running demo's)")
+        for fid, url in urls.items():  # this is a load generator: loopback targets only
             if urlparse(url).hostname not in ("127.0.0.1", "localhost"):
                 raise SystemExit(f"{url}: only 127.0.0.1 targets are allowed")
-    return run_live(args.out, args.replicas, args.load, args.conversations, args.seed, gpu=args.gpu, urls=urls)
+            urls[fid] = url.rstrip("/")
+    return run_live(args.out, args.replicas, args.load, args.conversations, args.seed, gpu=args.gpu, urls=urls,
+                    home=args.home, model=args.model)
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -105,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--conversations", type=int, default=40)
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--gpu", choices=("h100", "h200"), default="h200", help="profile the simulator side uses")
-        p.add_argument("--kv-url", help="drive a running demo instead of starting one: its KV-aware frontend")
-        p.add_argument("--rr-url", help="... and its round-robin frontend (both on 127.0.0.1)")
+        p.add_argument("--frontend", action="append", metavar="ID=URL",
+                       help="drive a running demo instead of bringing one up: kv=URL and round_robin=URL (127.0.0.1)")
+        p.add_argument("--model", default=DEMO_MODEL, help="the running demo's model (with --frontend)")
+        p.add_argument("--home", type=Path, default=BENCH_HOME,
+                       help="GTC_DEMO_HOME of the benchmark's stacks, one folder per topology (default %(default)s)")
     sub.add_parser("report", parents=[common], help="tables and plots from the JSON files")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -301,10 +301,13 @@ def plot_search(cells: list[dict], path: Path) -> Path:
 def live_md(live: dict) -> str:
     out = [f"## Live local stack vs simulator (same {live['conversations']} conversations, "
            f"~{live['load']} active, {live['gpu'].upper()} profile)\n\n",
-           "Live = real `dynamo.frontend` (KV-aware with the recommended flags, and round-robin) and "
-           "`dynamo.mocker` processes on this 2-core machine, TTFT measured by the client on the stream "
-           "(server = Dynamo's own `nvext.timing.ttft_ms`). Sim = the offline replay of the same conversations. "
-           "Median / p90 in ms; misses = cached < half the prompt.\n"]
+           "Live = the booth's local stack as `site.yml -i inventories/local` brings it up (the dynamo role's "
+           "KV-aware frontend with its router policy and a round-robin frontend over the same `dynamo.mocker` "
+           "workers, timed by files/perf_profile), in a benchmark home on free ports, torn down by "
+           "`playbooks/teardown.yml`; prompts in the demo's own tokenizer "
+           f"(`{live.get('tokenizer', '?')}`, one token per word); TTFT measured on the stream by the load "
+           "generator's client (`gtc_loadgen.client`; server = Dynamo's own `nvext.timing.ttft_ms`). "
+           "Sim = the offline replay of the same conversations. Median / p90 in ms; misses = cached < half the prompt.\n"]
     for topo, e in live["topologies"].items():
         rows = []
         for t in ["followups"] + [1, 2, 3, 4, 5]:
@@ -330,6 +333,14 @@ def live_md(live: dict) -> str:
                    f"Live minus sim, follow-up median: KV {_f(lk['median'] - sk['median'])} ms, "
                    f"RR {_f(lr['median'] - sr['median'])} ms; turn 1 median: KV "
                    f"{_f(_turn(e['kv'], 1)['median'] - _turn(e['sim_kv'], 1)['median'])} ms.\n")
+        check = e["kv"].get("prompt_tokens_vs_trace") or {}
+        if check.get("requests"):
+            out.append(f"\nServed prompt tokens / the trace's (KV pass, {check['requests']} requests): median "
+                       f"{check['served_over_trace_median']:.3f}, range {check['min']:.3f}–{check['max']:.3f}.\n")
+        seconds = (e.get("stack") or {}).get("seconds") or {}
+        if seconds:
+            out.append(f"\nStack: `site.yml` {seconds.get('site', '–')} s, `teardown.yml` {seconds.get('teardown', '–')} s; "
+                       f"whole topology {e.get('seconds', '–')} s.\n")
     return "".join(out)
 
 
