@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -54,10 +55,16 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports of 127.0.0.1."""
-    for _attempt in range(100):
-        first = free_ports(1)[0]
+def free_port_run(count: int, low: int = 20000, high: int = 32700) -> int:
+    """The first of ``count`` consecutive free ports of 127.0.0.1 in [low, high).
+
+    Below 32768, not in the kernel's ephemeral range: Dynamo reads a worker's metrics port
+    (DYN_SYSTEM_PORT) as a signed 16-bit number, and the dynamo role's preflight refuses more.
+    A random start keeps two benchmarks (or the test suite's demo) off the same run.
+    """
+    rng = random.Random()
+    for _attempt in range(200):
+        first = rng.randrange(low, high - count)
         socks = []
         try:
             for port in range(first, first + count):
@@ -70,7 +77,7 @@ def free_port_run(count: int) -> int:
         finally:
             for sock in socks:
                 sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1 in [{low}, {high})")
 
 
 def find_fact(document: Any, name: str) -> Any:

@@ -128,7 +128,8 @@ def _merge(base, update):
     return base
 
 
-def _dig(data, *keys):
+def dig(data, *keys):
+    """``data[k1][k2]...``, or None where a level is missing or not a mapping."""
     for key in keys:
         if not isinstance(data, dict):
             return None
@@ -239,22 +240,22 @@ class ChatStream:
 
     @property
     def prompt_tokens(self):
-        return _dig(self.usage, 'prompt_tokens')
+        return dig(self.usage, 'prompt_tokens')
 
     @property
     def completion_tokens(self):
-        return _dig(self.usage, 'completion_tokens')
+        return dig(self.usage, 'completion_tokens')
 
     @property
     def cached_tokens(self):
         """``usage.prompt_tokens_details.cached_tokens`` (Dynamo fills it in every routing mode)."""
-        cached = _dig(self.usage, 'prompt_tokens_details', 'cached_tokens')
+        cached = dig(self.usage, 'prompt_tokens_details', 'cached_tokens')
         return None if cached is None else int(cached)
 
     @property
     def worker_id(self):
         """The worker that decoded (else prefilled) the answer, as a string, or None."""
-        worker = _dig(self.nvext, 'worker_id')
+        worker = dig(self.nvext, 'worker_id')
         if not isinstance(worker, dict):
             return None
         wid = worker.get('decode_worker_id', worker.get('prefill_worker_id'))
@@ -262,7 +263,7 @@ class ChatStream:
 
     def server_timing(self, name):
         """A number of Dynamo's ``nvext.timing`` (``ttft_ms``, ``total_time_ms``, ``kv_hit_rate``), or None."""
-        value = _dig(self.nvext, 'timing', name)
+        value = dig(self.nvext, 'timing', name)
         return None if value is None else float(value)
 
     # -- timings on the caller's clock ------------------------------------------

@@ -26,7 +26,8 @@ import urllib.error
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import ConnectionError as AnsibleConnectionError
 from ansible.module_utils.urls import Request, make_context
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import ChatStream, EventDecoder, StreamError
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import ChatStream, EventDecoder, StreamError, dig
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import excerpt as stream_excerpt
 
 # The argument spec of the options documented in the
 # do_solutions.gtc_demo.openai_http doc fragment; keep the two in step.
@@ -54,12 +55,7 @@ USER_AGENT = 'do_solutions.gtc_demo-validate_inference'
 
 def excerpt(value, limit=EXCERPT_CHARS):
     """Return at most ``limit`` characters of a body for an error message."""
-    if isinstance(value, bytes):
-        value = value.decode('utf-8', errors='replace')
-    value = str(value)
-    if len(value) > limit:
-        return value[:limit] + '...(%d more characters)' % (len(value) - limit)
-    return value
+    return stream_excerpt(value, limit)
 
 
 class InferenceError(Exception):
@@ -397,17 +393,9 @@ def parse_chat_completion(answer, url, latency_ms):
     )
 
 
-def _dig(data, *keys):
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def empty_content_warning(kind, outcome):
     """The warning for a completion without text; it names the likely cause."""
-    tokens = _dig(outcome, 'usage', 'completion_tokens')
+    tokens = dig(outcome, 'usage', 'completion_tokens')
     if tokens:
         return ('the %s answer carried no text although usage counts %s completion tokens: the served '
                 'tokenizer decodes the generated token ids to nothing (for example a small byte-level '
@@ -459,11 +447,11 @@ class InferenceValidation:
         latest = stream or chat
         if latest is not None:
             result['usage'] = latest['usage']
-            result['cached_tokens'] = _dig(latest, 'usage', 'prompt_tokens_details', 'cached_tokens')
+            result['cached_tokens'] = dig(latest, 'usage', 'prompt_tokens_details', 'cached_tokens')
             result['nvext'] = latest['nvext']
-            result['worker_id'] = _dig(latest, 'nvext', 'worker_id', 'decode_worker_id')
-            result['server_ttft_ms'] = _dig(latest, 'nvext', 'timing', 'ttft_ms')
-            result['kv_hit_rate'] = _dig(latest, 'nvext', 'timing', 'kv_hit_rate')
+            result['worker_id'] = dig(latest, 'nvext', 'worker_id', 'decode_worker_id')
+            result['server_ttft_ms'] = dig(latest, 'nvext', 'timing', 'ttft_ms')
+            result['kv_hit_rate'] = dig(latest, 'nvext', 'timing', 'kv_hit_rate')
         if stream is not None:
             result['ttft_ms'] = stream['ttft_ms']
         empty = []

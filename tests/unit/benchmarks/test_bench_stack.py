@@ -71,6 +71,7 @@ def test_variables_give_every_frontend_a_free_port_and_set_the_topology(tmp_path
     base = got["dynamo_local_worker_metrics_port_base"]
     ports = [f["local_port"] for f in frontends.values()] + [got["loadgen_local_port"]] + [base + i + 1 for i in range(4)]
     assert len(set(ports)) == len(ports)
+    assert base + 4 <= 32767  # Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number
     for port in ports:  # nothing listens there: binding works
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
