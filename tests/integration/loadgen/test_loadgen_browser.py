@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from loadgen_support import FLAGS
+
 pytestmark = pytest.mark.integration
 
 OUTPUT = Path(__file__).resolve().parents[2] / "output"
 ON = re.compile(r"\bon\b")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update"]
 
 
 def test_presenter_page(local_demo, loadgen, chromium_path) -> None:
@@ -20,7 +20,7 @@ def test_presenter_page(local_demo, loadgen, chromium_path) -> None:
     OUTPUT.mkdir(exist_ok=True)
     loadgen.stop_and_drain()
     loadgen.post("/api/settings", {"concurrency": 2, "rate": 0, "think_min_s": 0.3, "think_max_s": 1.0,
-                                   "turns_min": 3, "turns_max": 3, "max_tokens": 24, "routing": "kv"})
+                                   "turns_min": 3, "turns_max": 3, "max_tokens": 24})
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium_path), args=FLAGS)
         try:
@@ -46,12 +46,15 @@ def _drive(page, local_demo, loadgen, expect) -> None:
     expect(page.locator("#concurrency-val")).to_have_text("0")  # not running yet
     assert loadgen.get("/api/state")["settings"]["concurrency"] == 5
 
-    # Switch routing to round-robin and back; the switch shows which is on.
-    page.click("#route-rr")
-    expect(page.locator("#route-rr")).to_have_class(ON)
-    assert loadgen.get("/api/state")["settings"]["routing"] == "round_robin"
-    page.click("#route-kv")
-    expect(page.locator("#route-kv")).to_have_class(ON)
+    # The switch lists every frontend of the demo in order; switch to the last and back to the first.
+    frontends = loadgen.get("/api/state")["frontends"]
+    expect(page.locator("#routing-switch button")).to_have_text([f["title"] for f in frontends])
+    first, last = frontends[0]["id"], frontends[-1]["id"]
+    page.click(f"#route-{last}")
+    expect(page.locator(f"#route-{last}")).to_have_class(ON)
+    assert loadgen.get("/api/state")["settings"]["routing"] == last
+    page.click(f"#route-{first}")
+    expect(page.locator(f"#route-{first}")).to_have_class(ON)
 
     # An out-of-range value is refused with a message, nothing changes.
     page.locator("#turns_min").fill("9")
@@ -62,7 +65,7 @@ def _drive(page, local_demo, loadgen, expect) -> None:
     page.click("#btn-start")
     expect(page.locator("#btn-start")).to_have_class(ON)
     # Charts update: the headline fills in and the canvases change.
-    expect(page.locator("#hl-kv")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=60_000)
+    expect(page.locator(f"#hl-{first}")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=60_000)
     expect(page.locator("#t-active")).to_have_text("5", timeout=20_000)
     page.wait_for_function(
         "before => document.getElementById('c-ttft').toDataURL() !== before", arg=before, timeout=30_000)
