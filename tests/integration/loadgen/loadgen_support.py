@@ -105,5 +105,3 @@ class LoadgenAPI:
     def stop_and_drain(self, timeout: float = 60) -> None:
         self.post("/api/settings", {"running": False})
         self.wait_until(lambda s: sum(s["active"].values()) == 0, timeout, "all conversations stopped")
-
-

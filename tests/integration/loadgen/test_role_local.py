@@ -59,7 +59,7 @@ class Local:
 
     def start_supervisord(self) -> None:
         subprocess.run([str(BIN / "supervisord"), "-c", str(self.config)], check=True)
-        wait_for(lambda: (self.root / "run" / "s.sock").exists(), 20, what="supervisord's socket")
+        wait_for((self.root / "run" / "s.sock").exists, 20, what="supervisord's socket")
 
     def stop_supervisord(self) -> None:
         pidfile = self.root / "run" / "supervisord.pid"
