@@ -94,7 +94,7 @@ seealso:
 EXAMPLES = r"""
 - name: Wait for three 8-GPU nodes of the GPU pool (up to 15 minutes)
   do_solutions.gtc_demo.wait_for_gpu_nodes:
-    kubeconfig: "{{ infra__output.kubeconfig_path }}"
+    kubeconfig: "{{ infra__output.kubeconfig }}"
     count: 3
     gpus_per_node: 8
     label_selectors:
