@@ -1,8 +1,8 @@
 """Helpers for the chart tests: cluster_config's releases, rendered by the real upstream charts.
 
 ``plans`` runs render_plan.yml per inventory: the role's own validate.yml and
-helm_plan.yml, so each release's values are the role's templates rendered by
-Ansible exactly as k8s.yml passes them to Helm. ``helm`` is the test cluster's
+_plan.yml, so each release's values are the role's templates rendered by
+Ansible exactly as _k8s.yml passes them to Helm. ``helm`` is the test cluster's
 pinned Helm (tests/cluster/build). ``chart_archive`` finds the upstream
 archive of a release through tests/artifacts.py (GTC_SHARED_DIR, ../shared,
 else a pinned download). No cluster is started: everything here is

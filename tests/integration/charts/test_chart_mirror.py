@@ -4,7 +4,7 @@ An air-gapped install (and the rehearsal) serves the pinned charts from one
 repository and the CRD files from one folder. With only
 cluster_config_helm_mirror_url and cluster_config_gateway_api_crds_base_url
 changed, the role's plan points every release and every CRD there, and the
-real Helm finds each chart at that URL with the arguments k8s.yml gives
+real Helm finds each chart at that URL with the arguments _k8s.yml gives
 kubernetes.core.helm (chart_ref, chart_repo_url, chart_version).
 """
 
@@ -65,7 +65,7 @@ def test_the_mirror_serves_every_chart_and_crd_the_role_asks_for(plans, helm, tm
             assert url.startswith(server.folder_url("gateway-api"))
             with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - 127.0.0.1
                 crd = yaml.safe_load(response.read())
-            # k8s.yml looks each CRD up by the name its file name gives (<group>_<plural>.yaml).
+            # _gateway_api_crds.yml looks each CRD up by the name its file name gives (<group>_<plural>.yaml).
             group, plural = url.rsplit("/", 1)[1].removesuffix(".yaml").split("_", 1)
             assert crd["metadata"]["name"] == f"{plural}.{group}"
             assert crd["metadata"]["annotations"]["gateway.networking.k8s.io/channel"] == "standard"

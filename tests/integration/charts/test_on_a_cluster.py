@@ -60,15 +60,26 @@ def steps(cluster, server: ArtifactServer, *names: str, env: dict[str, str] | No
     full_env = cluster.env()
     full_env.pop("GRADIENT_API_KEY", None)
     full_env.update(env or {})
-    full_env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    full_env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+                    ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     extra = {"steps": list(names), "cluster_config_gateway_api_crds_base_url": server.folder_url("gateway-api")}
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(HERE / "cluster_steps.yml"),
            "-i", "inventories/kind", "-e", json.dumps(extra), *(["--check"] if check else [])]
     proc = subprocess.run(cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False)
     out = proc.stdout + proc.stderr
     assert KEY not in out, "the key reached the output"
-    changed = sum(1 for ln in proc.stdout.splitlines() if ln.startswith("changed: [localhost]"))
-    return proc.returncode, out, changed
+    return proc.returncode, out, changed_results(proc.stdout)
+
+
+def changed_results(stdout: str) -> int:
+    """Changed results in Ansible's JSON callback output, each loop item counted on its own."""
+    count = 0
+    for play in json.loads(stdout).get("plays", []):
+        for task in play["tasks"]:
+            host = task["hosts"].get("localhost", {})
+            items = host.get("results")
+            count += sum(1 for r in items if r.get("changed")) if items else int(bool(host.get("changed")))
+    return count
 
 
 def gateway_crds(cluster) -> dict[str, dict]:

@@ -1,8 +1,8 @@
 """Every object cluster_config installs has its kind served by the time it is applied.
 
-The role applies, in the order of its task file tasks/k8s.yml: the Gateway API
+The role applies, in the order of its task file tasks/_k8s.yml: the Gateway API
 CRDs the cluster lacks, then each Helm release of the platform in the order of
-cluster_config_helm_releases, then the monitoring manifests (monitoring.yml).
+cluster_config_helm_releases, then the monitoring manifests (_monitoring.yml).
 Helm resolves every object of a release against the API server before it
 creates anything, and only a chart's crds/ folders are installed ahead of the
 rest; so a release that renders a kind nobody has installed yet stops with
@@ -74,17 +74,17 @@ def capabilities(served: set[tuple[str, str]]) -> set[str]:
 
 
 def task_order() -> list[str]:
-    """The names of the install steps in tasks/k8s.yml, in order."""
-    tasks = yaml.safe_load((REPO / "roles" / "cluster_config" / "tasks" / "k8s.yml").read_text())
+    """The install steps of tasks/_k8s.yml's block, in order: what each task imports or runs."""
+    tasks = yaml.safe_load((REPO / "roles" / "cluster_config" / "tasks" / "_k8s.yml").read_text())
     block = next(t for t in tasks if "block" in t)["block"]
-    return [t["name"] for t in block]
+    return [t.get("ansible.builtin.import_tasks") or next(k for k in t if "." in k) for t in block]
 
 
 def walk(plan: dict[str, Any], helm: Path, tmp: Path, platform: str) -> list[tuple[str, list[str]]]:
     """Go through the role's steps in order; return [(step, [problems])]."""
     order = task_order()
-    assert order.index("Install the Gateway API CRDs the cluster lacks") < order.index("Install the Helm releases") \
-        < order.index("Apply the dashboards, monitors and recording rules"), order
+    assert order.index("_gateway_api_crds.yml") < order.index("kubernetes.core.helm") \
+        < order.index("_monitoring.yml"), order
     served: set[tuple[str, str]] = set(DOKS_PROVIDES[platform])
     report: list[tuple[str, list[str]]] = []
 

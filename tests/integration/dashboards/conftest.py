@@ -1,4 +1,10 @@
-"""Fixtures: a real Prometheus scraping the local demo while the load generator drives a short load."""
+"""Fixtures: a real Prometheus scraping the local demo while the load generator drives a short load.
+
+Prometheus runs the shipped local configuration on the file_sd targets the roles
+wrote into the demo's state folder (cluster_config__output.prometheus.targets_dir:
+<GTC_DEMO_HOME>/prometheus/targets): as many frontends and workers as the
+inventory has, each frontend labelled with its routing id.
+"""
 
 from __future__ import annotations
 
@@ -30,14 +36,14 @@ def _get(demo: Any, *names: str) -> Any:
     raise AssertionError(f"local_demo has none of {names}: {demo!r}")
 
 
-def demo_targets(demo: Any) -> promlib.Targets:
-    workers = _get(demo, "worker_metrics_urls", "worker_metrics", "workers_metrics_urls")
-    return promlib.Targets(
-        kv_frontend=promlib.host_port(_get(demo, "kv_url")),
-        round_robin_frontend=promlib.host_port(_get(demo, "round_robin_url", "rr_url")),
-        workers=tuple(promlib.host_port(u) for u in workers),
-        loadgen=promlib.host_port(_get(demo, "loadgen_url")),
-    )
+def demo_targets_dir(demo: Any) -> Path:
+    """Where the roles wrote the local demo's Prometheus targets."""
+    return Path(_get(demo, "home")) / "prometheus" / "targets"
+
+
+def routing_ids(targets: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The routing ids of the frontends, in the order of their target groups (the switch's)."""
+    return [g["labels"]["routing"] for g in targets["dynamo-frontend"]]
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -58,6 +64,8 @@ class ScrapedDemo:
     load_started: float
     load_seconds: float
     loadgen_url: str
+    targets: dict[str, list[dict[str, Any]]]
+    routing_ids: list[str]
 
 
 @pytest.fixture(scope="module")
@@ -71,28 +79,32 @@ def prometheus_binary() -> str:
 @pytest.fixture(scope="module")
 def scraped_demo(local_demo: Any, prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory,
                  ) -> Iterator[ScrapedDemo]:
-    """Prometheus scraping the demo while the load generator runs in KV mode, then round robin.
+    """Prometheus scraping the demo while the load generator runs in each routing mode in turn.
 
-    The load is still running (round robin) when the tests query, as on a booth.
+    The load is still running (last mode) when the tests query, as on a booth.
     The load generator's settings are put back afterwards: other tests share the demo.
     """
-    targets = demo_targets(local_demo)
+    targets_dir = demo_targets_dir(local_demo)
+    targets = promlib.read_targets(targets_dir)
+    modes = routing_ids(targets)
+    assert modes, f"no frontend in {targets_dir}/dynamo-frontend.json"
     loadgen_url = str(_get(local_demo, "loadgen_url")).rstrip("/")
     prom = promlib.Prometheus(prometheus_binary, tmp_path_factory.mktemp("prometheus"),
-                              promlib.local_config(targets))
+                              promlib.local_config(targets_dir))
     before = _get_json(f"{loadgen_url}/api/state")["settings"]
     prom.start()
     try:
         # The page's own statistics then cover the same requests as this Prometheus.
         _post(f"{loadgen_url}/api/reset", {})
         t0 = time.time()
-        _post(f"{loadgen_url}/api/settings", {**LOAD_SETTINGS, "routing": "kv", "running": True})
+        _post(f"{loadgen_url}/api/settings", {**LOAD_SETTINGS, "routing": modes[0], "running": True})
         time.sleep(SECONDS_PER_MODE)
-        _post(f"{loadgen_url}/api/settings", {"routing": "round_robin"})
-        time.sleep(SECONDS_PER_MODE)
-        # Rules are evaluated every scrape interval: make sure the last one saw both modes.
-        prom.wait_for_series('routing:loadgen_ttft_turn2plus_seconds:p50_10m{routing="round_robin"}', timeout=20)
-        yield ScrapedDemo(prom, t0, time.time() - t0, loadgen_url)
+        for mode in modes[1:]:
+            _post(f"{loadgen_url}/api/settings", {"routing": mode})
+            time.sleep(SECONDS_PER_MODE)
+        # Rules are evaluated every scrape interval: make sure the last one saw every mode.
+        prom.wait_for_series(f'routing:loadgen_ttft_turn2plus_seconds:p50_10m{{routing="{modes[-1]}"}}', timeout=20)
+        yield ScrapedDemo(prom, t0, time.time() - t0, loadgen_url, targets, modes)
     finally:
         try:
             restore = {k: before[k] for k in (*LOAD_SETTINGS, "routing", "running") if k in before}

@@ -74,34 +74,58 @@ def host_port(url: str) -> str:
     return f"{parsed.hostname}:{parsed.port}"
 
 
-@dataclass(frozen=True)
-class Targets:
-    """Where the local demo's metrics are, as host:port."""
-
-    kv_frontend: str
-    round_robin_frontend: str
-    workers: tuple[str, ...]
-    loadgen: str
+JOBS = ("dynamo-frontend", "dynamo-worker", "gtc-loadgen")
 
 
-def local_config(targets: Targets, *, scrape_interval: str = "1s") -> dict[str, Any]:
-    """The shipped local Prometheus config with its targets replaced by ``targets``.
+def write_targets(targets_dir: Path, frontends: dict[str, str], workers: list[str], loadgen: str) -> Path:
+    """File_sd target files in the format the roles write (ISSUE13 contract), for a run without the demo.
 
-    Everything else (jobs, the `routing` labels, the rule file) stays as shipped,
-    so the test exercises the file a person would run.
+    ``frontends`` maps routing id -> host:port (one group each, labelled ``routing``), ``workers``
+    and ``loadgen`` are host:port.
+    """
+    targets_dir.mkdir(parents=True, exist_ok=True)
+    groups = {
+        "dynamo-frontend": [{"targets": [hp], "labels": {"routing": rid}} for rid, hp in frontends.items()],
+        "dynamo-worker": [{"targets": list(workers), "labels": {}}],
+        "gtc-loadgen": [{"targets": [loadgen], "labels": {}}],
+    }
+    for job, content in groups.items():
+        (targets_dir / f"{job}.json").write_text(json.dumps(content))
+    return targets_dir
+
+
+def read_targets(targets_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """{job: its file_sd groups} as found in ``targets_dir`` (every job's file must be there)."""
+    out = {}
+    for job in JOBS:
+        path = targets_dir / f"{job}.json"
+        if not path.is_file():
+            raise AssertionError(f"no target file {path}: the role that runs {job} did not write it")
+        groups = json.loads(path.read_text())
+        if not isinstance(groups, list) or not all(isinstance(g.get("targets"), list) for g in groups):
+            raise AssertionError(f"{path} is not Prometheus file_sd JSON: {groups!r}")
+        out[job] = groups
+    return out
+
+
+def local_config(targets_dir: Path, *, scrape_interval: str = "1s") -> dict[str, Any]:
+    """The shipped local Prometheus config, reading its file_sd targets from ``targets_dir``.
+
+    Everything else (jobs, the rule files) stays as shipped, so the test exercises
+    the file a person would run; only the intervals are shortened and the relative
+    paths made absolute (the config is written to another folder).
     """
     config = yaml.safe_load(LOCAL_CONFIG.read_text())
     config["global"].update(scrape_interval=scrape_interval, evaluation_interval=scrape_interval,
                             scrape_timeout=scrape_interval)
-    config["rule_files"] = [str((PROMETHEUS_DIR / f).resolve()) for f in config["rule_files"]]
+    config["rule_files"] = [str(PROMETHEUS_DIR / f) for f in config["rule_files"]]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    if set(jobs) != {"dynamo-frontend", "dynamo-worker", "gtc-loadgen"}:
+    if set(jobs) != set(JOBS):
         raise AssertionError(f"unexpected jobs in {LOCAL_CONFIG}: {sorted(jobs)}")
-    by_routing = {"kv": targets.kv_frontend, "round_robin": targets.round_robin_frontend}
-    for group in jobs["dynamo-frontend"]["static_configs"]:
-        group["targets"] = [by_routing[group["labels"]["routing"]]]
-    jobs["dynamo-worker"]["static_configs"] = [{"targets": list(targets.workers)}]
-    jobs["gtc-loadgen"]["static_configs"] = [{"targets": [targets.loadgen]}]
+    for job in jobs.values():
+        for sd in job["file_sd_configs"]:
+            sd["files"] = [str(targets_dir / Path(f).relative_to("targets")) for f in sd["files"]]
+            sd["refresh_interval"] = scrape_interval
     return config
 
 

@@ -1,8 +1,9 @@
 """Every PromQL expression of every dashboard panel and recording rule, against a real Prometheus.
 
-Debian's prometheus scrapes the local demo (both Dynamo frontends, both mocker
-workers, the load generator) while the load generator runs a short load in
-each routing mode; each expression must parse and return finite data. The GPU
+Debian's prometheus runs the shipped local configuration on the file_sd targets
+the roles wrote (every Dynamo frontend, every mocker worker, the load
+generator) while the load generator runs a short load in each routing mode;
+each expression must parse and return finite data. The GPU
 panels are the exception on the local platform (no GPU, no dcgm-exporter):
 they must parse and come back empty, as their descriptions say.
 """
@@ -38,17 +39,30 @@ def test_shipped_config_and_rules_pass_promtool(prometheus_binary: str, work_dir
                            capture_output=True, text=True, check=False)
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert f"SUCCESS: {len(RULES)} rules found" in rules.stdout
+    # Any number of frontends and workers: three of each here, as the contract's file_sd files.
+    targets = promlib.write_targets(work_dir / "targets", {"round_robin": "127.0.0.1:8001", "kv": "127.0.0.1:8000",
+                                                           "random": "127.0.0.1:8002"},
+                                    ["127.0.0.1:9101", "127.0.0.1:9102", "127.0.0.1:9103"], "127.0.0.1:3000")
     config = work_dir / "prometheus.yml"
-    demo = promlib.Targets("127.0.0.1:8000", "127.0.0.1:8001", ("127.0.0.1:9101", "127.0.0.1:9102"), "127.0.0.1:3000")
-    config.write_text(yaml.safe_dump(promlib.local_config(demo)))
+    config.write_text(yaml.safe_dump(promlib.local_config(targets)))
     checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # promtool reads the target files too: a broken one is refused.
+    (targets / "dynamo-worker.json").write_text('{"targets": "127.0.0.1:9101"}')
+    broken = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True, check=False)
+    assert broken.returncode != 0 and "dynamo-worker.json" in broken.stdout + broken.stderr
 
 
-def test_every_target_is_scraped(scraped_demo) -> None:
-    health = scraped_demo.prometheus.targets_health()
-    assert len(health) == 5, health  # 2 frontends, 2 workers, 1 load generator
-    assert set(health.values()) == {"up"}, health
+def test_every_target_is_scraped_with_its_labels(scraped_demo) -> None:
+    """What the roles wrote is what Prometheus scrapes: every target up, each frontend with its routing id."""
+    expected = {(job, target, group.get("labels", {}).get("routing", ""))
+                for job, groups in scraped_demo.targets.items() for group in groups for target in group["targets"]}
+    body = scraped_demo.prometheus.api("targets")["data"]["activeTargets"]
+    seen = {(t["labels"]["job"], t["labels"]["instance"], t["labels"].get("routing", "")) for t in body}
+    assert seen == expected, (seen, expected)
+    assert {t["health"] for t in body} == {"up"}, body
+    assert len(scraped_demo.targets["gtc-loadgen"]) == 1
+    assert len(set(scraped_demo.routing_ids)) == len(scraped_demo.routing_ids) >= 1
 
 
 @pytest.mark.parametrize("query", [q for q in QUERIES if not q.gpu_only], ids=_qid)
@@ -83,22 +97,25 @@ def test_recording_rule_returns_data(scraped_demo, rule: dict) -> None:
 
 
 def test_booth_numbers(scraped_demo) -> None:
-    """The booth stats exist for both modes and agree with the load generator's page; print them."""
+    """The booth stats exist for every routing id and agree with the load generator's page; print them."""
     prom = scraped_demo.prometheus
-    numbers = {}
-    for name, expr in {
-        "ttft_turn2plus_p50_kv_ms": 'routing:loadgen_ttft_turn2plus_seconds:p50_10m{routing="kv"} * 1000',
-        "ttft_turn2plus_p50_rr_ms": 'routing:loadgen_ttft_turn2plus_seconds:p50_10m{routing="round_robin"} * 1000',
-        "speedup_rr_over_kv": "gtc_demo:loadgen_ttft_turn2plus_speedup:p50_10m",
-        "kv_hit_ratio_kv": 'routing:dynamo_frontend_kv_hit_ratio:rate5m{routing="kv"}',
-        "kv_hit_ratio_rr": 'routing:dynamo_frontend_kv_hit_ratio:rate5m{routing="round_robin"}',
-        "loadgen_requests": "sum(loadgen_requests_total)",
-    }.items():
-        values = promlib.finite_values(prom.api("query", query=expr)["data"]["result"])
-        assert len(values) == 1, f"{name}: {expr} -> {values}"
-        numbers[name] = round(values[0], 3)
-    assert 0.0 <= numbers["kv_hit_ratio_kv"] <= 1.0 and 0.0 <= numbers["kv_hit_ratio_rr"] <= 1.0
-    assert numbers["ttft_turn2plus_p50_kv_ms"] > 0 and numbers["ttft_turn2plus_p50_rr_ms"] > 0
+
+    def by_routing(expr: str) -> dict[str, float]:
+        result = prom.api("query", query=expr)["data"]["result"]
+        return {r["metric"]["routing"]: float(r["value"][1]) for r in result if math.isfinite(float(r["value"][1]))}
+
+    ttft_ms = {k: v * 1000 for k, v in by_routing("routing:loadgen_ttft_turn2plus_seconds:p50_10m").items()}
+    hit = by_routing("routing:dynamo_frontend_kv_hit_ratio:rate5m")
+    assert set(ttft_ms) == set(hit) == set(scraped_demo.routing_ids), (ttft_ms, hit, scraped_demo.routing_ids)
+    assert all(v > 0 for v in ttft_ms.values()) and all(0.0 <= v <= 1.0 for v in hit.values())
+    speedup = promlib.finite_values(prom.api("query", query="gtc_demo:loadgen_ttft_turn2plus_speedup:p50_10m")
+                                    ["data"]["result"])
+    if len(ttft_ms) >= 2:
+        assert len(speedup) == 1 and speedup[0] == pytest.approx(max(ttft_ms.values()) / min(ttft_ms.values()),
+                                                                rel=0.05)
+    else:
+        assert speedup == []
+    assert promlib.finite_values(prom.api("query", query="sum(loadgen_requests_total)")["data"]["result"])
     # The load generator's page shows the same headline numbers from its own samples
     # (reset when the load started, so both cover the same requests).
     with urllib.request.urlopen(f"{scraped_demo.loadgen_url}/api/state", timeout=10) as resp:
@@ -107,11 +124,11 @@ def test_booth_numbers(scraped_demo) -> None:
     # within one bucket of Prometheus's interpolated one.
     edges = sorted(float(s["metric"]["le"]) * 1000 for s in prom.api(
         "query", query="count by (le) (loadgen_ttft_seconds_bucket)")["data"]["result"])
-    for routing, key in (("kv", "ttft_turn2plus_p50_kv_ms"), ("round_robin", "ttft_turn2plus_p50_rr_ms")):
+    for routing, value in ttft_ms.items():
         exact = page["followup_ttft_ms"][routing]
-        i = next(n for n, le in enumerate(edges) if le >= numbers[key])
+        i = next(n for n, le in enumerate(edges) if le >= value)
         low, high = (edges[i - 2] if i >= 2 else 0.0), (edges[i + 1] if i + 1 < len(edges) else math.inf)
-        assert low <= exact <= high, f"{routing}: page says {exact} ms, dashboard {numbers[key]} ms"
-    print(f"\nbooth numbers after {scraped_demo.load_seconds:.0f}s of load: {numbers}; "
-          f"load generator page: followup_ttft_ms={page.get('followup_ttft_ms')} speedup={page.get('speedup')}",
-          file=sys.stderr)
+        assert low <= exact <= high, f"{routing}: page says {exact} ms, dashboard {value} ms"
+    print(f"\nbooth numbers after {scraped_demo.load_seconds:.0f}s of load: TTFT turn 2+ p50 ms {ttft_ms}, "
+          f"KV hit {hit}, speed-up {speedup}; load generator page: followup_ttft_ms={page.get('followup_ttft_ms')} "
+          f"speedup={page.get('speedup')}", file=sys.stderr)

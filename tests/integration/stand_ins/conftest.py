@@ -4,7 +4,7 @@
 tests/cluster/fixture.py): its own name and folder, a loopback-only network,
 the DOKS node pools, and only what DOKS itself brings (the Gateway API CRDs).
 ``charts`` then installs the real charts of cluster_config's Helm plan
-(``tasks_from: helm_plan``, rendered by the role for the doks platform), in
+(``tasks_from: _plan``, rendered by the role for the doks platform), in
 the plan's order, each with ``helm install --wait`` from the archive, and
 records how long each took. dynamo-platform is left out (no upstream archive
 here; the rehearsal has its own stand-in for it).
@@ -28,7 +28,7 @@ from helpers import REPO, VENV_BIN, cluster_support
 NAME = "gtc-stand-ins"
 DIRECTORY = Path(f"/tmp/{NAME}-cluster")
 HOSTNAME = "gtc-demo.example.com"
-# What cluster_config makes before its releases (k8s.yml): namespaces, the
+# What cluster_config makes before its releases (_k8s.yml): namespaces, the
 # RuntimeClass dcgm-exporter's pods name, and the DNS token Secrets.
 NAMESPACES = ["gtc-demo", "dynamo-system", "monitoring", "keda", "cert-manager", "external-dns"]
 
@@ -58,11 +58,11 @@ def helm_plan(tmp: Path) -> list[dict[str, Any]]:
         "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
         "    - name: Work out cluster_config's Helm plan\n"
         "      ansible.builtin.include_role:\n        name: do_solutions.gtc_demo.cluster_config\n"
-        "        tasks_from: helm_plan\n"
+        "        tasks_from: _plan\n"
         "    - name: Write it\n      ansible.builtin.copy:\n"
         "        content: \"{{ cluster_config__helm_plan | to_nice_json }}\"\n"
         f"        dest: {out}\n        mode: \"0600\"\n")
-    extra = {"cluster_config_platform": "doks", "gtc_demo_hostname": HOSTNAME,
+    extra = {"gtc_demo_platform": "doks", "gtc_demo_hostname": HOSTNAME,
              "cluster_config_helm_chart_dir": str(resolve("charts/keda-2.18.1.tgz").parent)}
     proc = subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", "localhost,", "-c", "local",

@@ -1,8 +1,8 @@
 """loadgen's validate entry point in site.yml's preflight (before infra and dynamo have run).
 
 It lives beside cluster_config's preflight tests because it uses the same
-harness (validate.yml). The preflight knows the model (gtc_demo_model) but not
-the frontends, which only exist once the dynamo role has run: validate must
+harness (validate.yml). The preflight knows the shared inputs but not the
+frontends' URLs, which only exist once the dynamo role has run: validate must
 pass without them, and the role must still refuse to start without them.
 GRADIENT_API_KEY is optional (issue 12, defect 9).
 """
@@ -33,10 +33,12 @@ def test_loadgen_preflight_passes_before_dynamo_has_run():
         assert proc.returncode == 0, (inventory, proc.stdout[-3000:])
 
 
-def test_loadgen_preflight_still_refuses_an_unknown_model():
-    proc = run(PLAYBOOK, "inventories/dev", validate_role="loadgen", gtc_demo_model="")
+def test_the_preflight_still_refuses_an_empty_model():
+    """loadgen takes the model dynamo publishes; an empty gtc_demo_model is refused by model_sync's check."""
+    proc = run(PLAYBOOK, "inventories/dev", validate_role="model_sync", gtc_demo_model="")
     assert proc.returncode != 0
-    assert "loadgen_model is empty and no dynamo__output.model was published" in proc.stdout, proc.stdout[-3000:]
+    assert "'' is not a Hugging Face repository such as nvidia/Llama-3.1-70B-Instruct-FP8" in proc.stdout, \
+        proc.stdout[-3000:]
 
 
 def test_the_role_refuses_to_start_without_frontends(tmp_path):
@@ -47,6 +49,5 @@ def test_the_role_refuses_to_start_without_frontends(tmp_path):
         "    - ansible.builtin.include_role:\n        name: do_solutions.gtc_demo.loadgen\n")
     proc = run(playbook, "inventories/kind", gtc_demo_kubeconfig="/nonexistent/kubeconfig")
     assert proc.returncode != 0
-    assert "loadgen_kv_url / loadgen_round_robin_url are empty and dynamo__output has no frontend URLs" \
-        in proc.stdout, proc.stdout[-3000:]
+    assert "dynamo__output has no frontends with URLs or no model" in proc.stdout, proc.stdout[-3000:]
     assert "nonexistent" not in proc.stdout

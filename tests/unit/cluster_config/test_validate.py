@@ -94,7 +94,7 @@ def test_kind_needs_only_the_hf_token(fake_helm):
     ({"gtc_demo_hostname": "gtc.Example.COM"}, "cluster_config_dns_zone 'Example.COM' must be a DNS domain"),
     ({"cluster_config_dns_zone": "example.org"},
      "cluster_config_dns_zone 'example.org' must be a DNS domain (lower case, at least one dot) that contains "
-     "cluster_config_hostname 'gtc-2026-dev.digitalocean.solutions'"),
+     "gtc_demo_hostname 'gtc-2026-dev.digitalocean.solutions'"),
 ])
 def test_a_bad_dns_zone_is_refused(fake_helm, extra, needle):
     proc = run(SECRETS, [fake_helm], **extra)
@@ -128,3 +128,35 @@ def test_something_that_is_not_helm_v3_is_refused(tmp_path):
 def test_bad_chart_and_crd_sources_are_refused(fake_helm, extra, needle):
     proc = run(SECRETS, [fake_helm], **extra)
     assert proc.returncode != 0 and needle in proc.stdout, proc.stdout[-3000:]
+
+
+def _releases_without(field: str, name: str = "keda") -> list[dict]:
+    releases = yaml.safe_load((REPO / "roles" / "cluster_config" / "defaults" / "main.yml").read_text())[
+        "cluster_config_helm_releases"]
+    for release in releases:
+        if release["name"] == name:
+            release.pop(field)
+    return releases
+
+
+def test_a_release_without_a_chart_source_is_named(fake_helm):
+    proc = run(SECRETS, [fake_helm], cluster_config_helm_releases=_releases_without("repo"))
+    assert proc.returncode != 0
+    assert "The Helm release(s) keda have no repo" in proc.stdout, proc.stdout[-3000:]
+    # A mirror serves every chart: then no release needs its own repo.
+    assert run(SECRETS, [fake_helm], cluster_config_helm_releases=_releases_without("repo"),
+               cluster_config_helm_mirror_url="http://127.0.0.1:9/charts").returncode == 0
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"cluster_config_helm_releases": "keda"}, "cluster_config_helm_releases"),
+    ({"cluster_config_helm_releases": _releases_without("version")}, "version"),
+    ({"cluster_config_secrets": [{"name": "x", "namespace": "gtc-demo", "data": {"K": "V"}, "platforms": ["docks"]}]},
+     "docks"),
+])
+def test_the_argument_spec_refuses_a_malformed_release_or_secret(fake_helm, change, needle):
+    """Types and fields are the spec's (meta/argument_specs.yml, entry point validate), before any task."""
+    proc = run(SECRETS, [fake_helm], **change)
+    assert proc.returncode != 0
+    assert "Validating arguments against arg spec" in proc.stdout or "argument_spec" in proc.stdout.lower()
+    assert needle in proc.stdout, proc.stdout[-3000:]

@@ -1,9 +1,10 @@
 """cluster_config's monitoring manifests, rendered by the role's own tasks, against the real CRDs.
 
-render_monitoring.yml runs roles/cluster_config/tasks/monitoring.yml with
-cluster_config__monitoring_apply=false (no cluster) and writes what it would
-apply. PodMonitors and ServiceMonitors are validated against the
-prometheus-operator CRDs in ../shared/schemas (read in place, never copied).
+render_monitoring.yml runs roles/cluster_config/tasks/_plan.yml (no cluster)
+and writes the monitoring manifests _k8s.yml would apply. The ServiceMonitor is
+validated against the prometheus-operator CRDs in ../shared/schemas (read in
+place, never copied). The PodMonitors of the Dynamo pods and of the load
+generator are the dynamo and loadgen roles' (their own tests).
 The PrometheusRule CRD is not among those schemas: its spec is checked against
 the rules files here and by promtool in tests/integration/dashboards.
 """
@@ -26,16 +27,15 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 CRD_DIR = artifacts.resolve_dir("schemas/crds/prometheus-operator")
 PLAYBOOK = Path(__file__).with_name("render_monitoring.yml")
-ROUTING_POD_LABEL = "gtc-demo.digitalocean.solutions/routing"
 
 
-def _render(platforms: list[str], dest: Path) -> dict[str, list[dict[str, Any]]]:
+def _render(platforms: list[str], dest: Path, **extra: Any) -> dict[str, list[dict[str, Any]]]:
     out = dest / "manifests.json"
     playbook = Path(sys.executable).with_name("ansible-playbook")
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     result = subprocess.run(
         [str(playbook), "-i", "localhost,", "-c", "local", str(PLAYBOOK),
-         "-e", json.dumps({"render_platforms": platforms, "render_dest": str(out)}),
+         "-e", json.dumps({"render_platforms": platforms, "render_dest": str(out), **extra}),
          "-e", f"ansible_python_interpreter={sys.executable}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
@@ -67,15 +67,15 @@ def _by_kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]
 
 def test_what_each_platform_gets(rendered) -> None:
     kinds = {p: sorted(f"{m['kind']}/{m['metadata']['name']}" for m in ms) for p, ms in rendered.items()}
-    common = ["ConfigMap/gtc-demo-dashboards", "PodMonitor/gtc-demo-dynamo-frontend",
-              "PodMonitor/gtc-demo-dynamo-worker", "PodMonitor/gtc-demo-loadgen", "PrometheusRule/gtc-demo-rules"]
+    common = ["ConfigMap/gtc-demo-dashboards", "PrometheusRule/gtc-demo-rules"]
     assert kinds["kind"] == common  # no GPUs, no dcgm-exporter release on kind
+    # No monitor of another role's pods: dynamo and loadgen ship their own.
+    assert not [m for ms in rendered.values() for m in ms if m["kind"] == "PodMonitor"]
     assert kinds["doks"] == sorted([*common, "ServiceMonitor/gtc-demo-dcgm-exporter"])
 
 
-@pytest.mark.parametrize("platform", ["doks", "kind"])
-def test_monitors_match_the_prometheus_operator_crds(rendered, crds, platform: str) -> None:
-    monitors = [m for m in rendered[platform] if m["kind"] in ("PodMonitor", "ServiceMonitor")]
+def test_monitors_match_the_prometheus_operator_crds(rendered, crds) -> None:
+    monitors = [m for m in rendered["doks"] if m["kind"] in ("PodMonitor", "ServiceMonitor")]
     assert monitors
     for m in monitors:
         crd = crds[m["kind"]]
@@ -89,21 +89,17 @@ def test_monitors_match_the_prometheus_operator_crds(rendered, crds, platform: s
 
 
 def test_the_crd_check_bites(rendered, crds) -> None:
-    """A wrong field type in a PodMonitor is caught by the same validation."""
-    bad = json.loads(json.dumps(_by_kind(rendered["doks"], "PodMonitor")[0]))
-    bad["spec"]["podMetricsEndpoints"][0]["interval"] = "five seconds"
-    bad["spec"]["podMetricsEndpoints"][0]["relabelings"] = [{"action": "rename"}]
-    schema = crds["PodMonitor"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    """A wrong field type in the ServiceMonitor is caught by the same validation."""
+    bad = json.loads(json.dumps(_by_kind(rendered["doks"], "ServiceMonitor")[0]))
+    bad["spec"]["endpoints"][0]["interval"] = "five seconds"
+    bad["spec"]["endpoints"][0]["relabelings"] = [{"action": "rename"}]
+    schema = crds["ServiceMonitor"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     assert len(list(jsonschema.Draft7Validator(schema).iter_errors(bad))) >= 2
 
 
-def test_frontends_get_their_routing_mode_label(rendered) -> None:
-    (frontend,) = [m for m in rendered["doks"] if m["metadata"]["name"] == "gtc-demo-dynamo-frontend"]
-    relabel = {r["targetLabel"]: r for r in frontend["spec"]["podMetricsEndpoints"][0]["relabelings"]}
-    # Prometheus turns every character outside [a-zA-Z0-9_] of a pod label name into '_'.
-    meta = "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", ROUTING_POD_LABEL)
-    assert relabel["routing"]["sourceLabels"] == [meta]
-    assert frontend["spec"]["selector"] == {"matchLabels": {"nvidia.com/dynamo-component-type": "frontend"}}
+def test_dcgm_exporter_switch_drops_its_monitor(tmp_path) -> None:
+    off = _render(["doks"], tmp_path, cluster_config_dcgm_exporter_enabled=False)
+    assert not _by_kind(off["doks"], "ServiceMonitor")
 
 
 def test_dashboard_configmap_carries_the_dashboards_for_grafanas_sidecar(rendered) -> None:
@@ -128,11 +124,10 @@ def test_prometheus_rule_carries_the_rules_files(rendered) -> None:
     assert rule["spec"] == {"groups": expected}
 
 
-def test_everything_lands_in_the_monitoring_namespace_and_watches_the_app(rendered) -> None:
+def test_everything_lands_in_the_monitoring_namespace(rendered) -> None:
     for m in rendered["doks"]:
         assert m["metadata"]["namespace"] == "monitoring"
         assert m["metadata"]["labels"]["app.kubernetes.io/part-of"] == "gtc-demo"
     watched = {m["metadata"]["name"]: m["spec"]["namespaceSelector"]["matchNames"]
                for m in rendered["doks"] if m["kind"] in ("PodMonitor", "ServiceMonitor")}
-    assert watched == {"gtc-demo-dynamo-frontend": ["gtc-demo"], "gtc-demo-dynamo-worker": ["gtc-demo"],
-                       "gtc-demo-loadgen": ["gtc-demo"], "gtc-demo-dcgm-exporter": ["monitoring"]}
+    assert watched == {"gtc-demo-dcgm-exporter": ["monitoring"]}
