@@ -32,6 +32,10 @@ class SupervisorError(Exception):
     """Something supervisord refused or reported; the message says what and where."""
 
 
+class SupervisorDown(SupervisorError):
+    """Nothing answers on supervisord's control socket: no supervisord runs there."""
+
+
 class _UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
@@ -57,6 +61,8 @@ class _UnixTransport(xmlrpc.client.Transport):
 def server_url(config_path: str) -> str:
     """supervisorctl's own rule: [supervisorctl] serverurl, else the [unix_http_server] socket."""
     parser = configparser.RawConfigParser(strict=False, inline_comment_prefixes=(";", "#"))
+    if not os.path.exists(config_path):
+        raise SupervisorDown(f"supervisord's configuration {config_path} does not exist")
     if not parser.read(config_path):
         raise SupervisorError(f"cannot read supervisord's configuration {config_path}")
     if parser.has_option("supervisorctl", "serverurl"):
@@ -91,8 +97,12 @@ class ProgramGroup:
     # -- what there is --------------------------------------------------------
 
     def processes(self) -> list[dict[str, Any]]:
+        if self.rpc is None:
+            raise SupervisorDown("no supervisord to ask")
         try:
             infos = self.rpc.supervisor.getAllProcessInfo()
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise SupervisorDown(f"supervisord does not answer: {exc}") from exc
         except (OSError, xmlrpc.client.Error) as exc:
             raise SupervisorError(f"supervisord does not answer: {exc}") from exc
         return [p for p in infos if p["group"] == self.name]
@@ -125,12 +135,7 @@ class ProgramGroup:
         return bool(running)
 
     def write(self, content: str) -> None:
-        directory = os.path.dirname(self.conf_file) or "."
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".supervisor-", suffix=".conf")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, self.conf_file)
+        write_file(self.conf_file, content, 0o644)
 
     def apply_files(self) -> bool:
         """`supervisorctl update <group>`: load what the files say about this group alone."""
@@ -189,6 +194,25 @@ class ProgramGroup:
                 lines.append(f"--- {proc['name']} (log {proc.get('stdout_logfile') or '?'}) ---")
                 lines.append(self.log_tail(proc, log_lines))
         return "\n".join(lines)
+
+
+def read_file(path: str) -> str | None:
+    """A file's text, or None when there is none."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def write_file(path: str, content: str, mode: int) -> None:
+    """Replace a file atomically (a reader sees the old file or the new one, never half of it)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".supervisor-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(content)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
 
 
 def clear(paths: list[str]) -> list[str]:

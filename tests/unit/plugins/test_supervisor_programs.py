@@ -193,3 +193,58 @@ def test_an_unreachable_supervisord_is_a_clear_error(tmp_path):
     result = run_module(config, name="demo", conf_file=str(tmp_path / "x.conf"), content="")
     assert result.get("failed") is True
     assert "supervisord does not answer" in result["msg"]
+
+
+def test_a_changed_extra_file_restarts_the_group_and_is_written_while_it_is_stopped(supervisord, tmp_path):
+    config, conf_dir = supervisord
+    conf = conf_dir / "demo.conf"
+    policy = tmp_path / "run" / "policy.yaml"
+    content = group("demo", {"demo-a": SLEEPER})
+    first = run_module(config, name="demo", conf_file=str(conf), content=content,
+                       files=[{"path": str(policy), "content": "credit: 1\n"}])
+    assert first["changed"] is True and first["actions"] == ["wrote", "wrote files", "loaded"], first
+    assert policy.read_text() == "credit: 1\n" and oct(policy.stat().st_mode & 0o777) == "0o644"
+    pid = first["programs"][0]["pid"]
+
+    same = run_module(config, name="demo", conf_file=str(conf), content=content,
+                      files=[{"path": str(policy), "content": "credit: 1\n"}])
+    assert same["changed"] is False and same["programs"][0]["pid"] == pid
+
+    dry = run_module(config, "--check", "--diff", name="demo", conf_file=str(conf), content=content,
+                     files=[{"path": str(policy), "content": "credit: 2\n"}])
+    assert dry["changed"] is True and policy.read_text() == "credit: 1\n"
+    assert [d["after_header"] for d in dry["diff"]] == [str(conf), str(policy)]
+    assert dry["diff"][1]["before"] == "credit: 1\n" and dry["diff"][1]["after"] == "credit: 2\n"
+
+    changed = run_module(config, name="demo", conf_file=str(conf), content=content,
+                         files=[{"path": str(policy), "content": "credit: 2\n"}])
+    assert changed["actions"] == ["stopped", "wrote files", "started"], changed
+    assert policy.read_text() == "credit: 2\n"
+    assert changed["programs"][0]["state"] == "RUNNING" and changed["programs"][0]["pid"] != pid
+
+    gone = run_module(config, name="demo", conf_file=str(conf), state="absent",
+                      files=[{"path": str(policy), "content": ""}])
+    assert gone["actions"] == ["removed", "deleted file", "deleted files"] and not policy.exists()
+
+
+def test_absent_without_a_running_supervisord_removes_what_is_left(tmp_path):
+    """Teardown after supervisord was stopped (or its configuration removed) has nothing to stop."""
+    conf_dir = tmp_path / "conf.d"
+    conf_dir.mkdir()
+    conf = conf_dir / "demo.conf"
+    conf.write_text(group("demo", {"demo-a": SLEEPER}))
+    leftover = tmp_path / "discovery"
+    (leftover / "stale").mkdir(parents=True)
+    config = tmp_path / "supervisord.conf"
+    config.write_text(f"[supervisorctl]\nserverurl=unix://{tmp_path}/none.sock\n")
+    result = run_module(config, name="demo", conf_file=str(conf), state="absent", clear_paths=[str(leftover)])
+    assert not result.get("failed"), result
+    assert result["changed"] is True and result["actions"] == ["deleted file", "cleared"]
+    assert not conf.exists() and not leftover.exists()
+    config.unlink()
+    again = run_module(config, name="demo", conf_file=str(conf), state="absent", clear_paths=[str(leftover)])
+    assert not again.get("failed") and again["changed"] is False, again
+    # Anything but absent still needs supervisord.
+    config.write_text(f"[supervisorctl]\nserverurl=unix://{tmp_path}/none.sock\n")
+    present = run_module(config, name="demo", conf_file=str(conf), content="x")
+    assert present.get("failed") is True and "supervisord does not answer" in present["msg"]
