@@ -24,6 +24,9 @@ description:
   - An answer without text is not a success, even if its usage counts generated tokens (what a
     mocker engine does when its tokenizer decodes the generated ids to nothing). The module warns,
     sets RV(empty_content), and fails unless O(allow_empty_content=true).
+  - The server is either a URL (O(url)) or a Kubernetes Service reached through the API server's service
+    proxy (O(service)), with the API server's address, CA and token read from a kubeconfig the way
+    M(kubernetes.core.k8s) names it (O(kubeconfig), O(context)).
   - The module only reads and asks; it never changes the server, so RV(ignore:changed) is always V(false).
 author:
   - DigitalOcean Solutions Engineering (@do-solutions)
@@ -38,6 +41,8 @@ attributes:
         (beyond warming its KV cache), so a dry run checks exactly what a real run checks.
   diff_mode:
     support: none
+    details:
+      - Nothing is changed, so there is nothing to diff.
   platform:
     platforms: posix
 options:
@@ -45,9 +50,50 @@ options:
     description:
       - Base URL of the server, for example V(http://127.0.0.1:8000).
       - A trailing V(/v1) or V(/) is accepted and ignored; the module adds V(/v1/models) and V(/v1/chat/completions).
+      - Exactly one of O(url) and O(service) is required.
     type: str
-    required: true
     aliases: [base_url]
+  service:
+    description:
+      - A Kubernetes Service to reach through the API server's service proxy
+        (C(<server>/api/v1/namespaces/<namespace>/services/<scheme>:<name>:<port>/proxy)), for a
+        ClusterIP Service that this machine cannot reach directly.
+      - The API server's address, its CA and the bearer token come from O(kubeconfig) and O(context);
+        O(api_key), O(ca_path) and O(validate_certs) are not used for it (C(insecure-skip-tls-verify)
+        in the kubeconfig turns certificate checks off).
+      - Only kubeconfig users with a C(token) or C(tokenFile) are supported, which is what a
+        DigitalOcean Kubernetes kubeconfig has; client certificates and exec plugins fail with a
+        message saying so.
+      - Exactly one of O(url) and O(service) is required.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Service.
+        type: str
+        required: true
+      name:
+        description: Name of the Service.
+        type: str
+        required: true
+      port:
+        description: The Service port, by number or by name.
+        type: str
+        required: true
+      scheme:
+        description: How the API server talks to the Service's port.
+        type: str
+        choices: [http, https]
+        default: http
+  kubeconfig:
+    description:
+      - Path of the kubeconfig for O(service), as in M(kubernetes.core.k8s).
+      - Defaults to E(K8S_AUTH_KUBECONFIG), then the first entry of E(KUBECONFIG), then C(~/.kube/config).
+    type: path
+  context:
+    description:
+      - The kubeconfig's context for O(service); its current context when not given.
+      - Defaults to E(K8S_AUTH_CONTEXT).
+    type: str
   model:
     description:
       - The model name to ask for; it must be listed by V(/v1/models) when O(checks) contains V(models).
@@ -144,6 +190,17 @@ EXAMPLES = r"""
       temperature: 0
   no_log: true
 
+- name: Check a frontend's ClusterIP Service through the API server's service proxy
+  do_solutions.gtc_demo.validate_inference:
+    service:
+      namespace: gtc-demo
+      name: gtc-demo-frontend
+      port: 8000
+    kubeconfig: "{{ gtc_demo_kubeconfig }}"
+    model: nvidia/Llama-3.1-70B-Instruct-FP8
+    retries: 20
+    retry_delay: 5
+
 - name: Only stream, and accept a mocker whose tokenizer decodes to nothing
   do_solutions.gtc_demo.validate_inference:
     url: http://127.0.0.1:8000
@@ -154,10 +211,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 url:
-  description: The base URL used, without a trailing V(/v1).
+  description:
+    - The base URL used, without a trailing V(/v1).
+    - With O(service), the service proxy URL on the API server.
   returned: always
   type: str
   sample: http://127.0.0.1:8000
+context:
+  description: With O(service), the kubeconfig context used.
+  returned: when O(service) is given
+  type: str
+  sample: do-sfo3-gtc-dev
 model:
   description: The model asked for.
   returned: always
@@ -314,8 +378,15 @@ partial_answer:
   sample: " Hello"
 """
 
-from ansible.module_utils.basic import AnsibleModule
+import os
 
+from ansible.module_utils.basic import AnsibleModule, env_fallback
+
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.kubeconfig import (
+    KubeconfigError,
+    api_server,
+    default_path,
+)
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.openai_client import (
     CHECKS,
     HTTP_ARG_SPEC,
@@ -325,9 +396,40 @@ from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.openai_clien
 )
 
 
+def through_service_proxy(module):
+    """The base URL, token and TLS settings of the Service through the API server's proxy."""
+    p = module.params
+    path = p['kubeconfig'] or default_path()
+    service = p['service']
+    try:
+        server = api_server(path, p['context'])
+        url = server.service_proxy_url(service['namespace'], service['name'], service['port'], service['scheme'])
+    except KubeconfigError as exc:
+        module.fail_json(msg='Cannot reach the Service %s/%s through the service proxy: %s'
+                         % (service['namespace'], service['name'], exc), changed=False)
+    # Masked wherever it might show, like a no_log option.
+    module.no_log_values.add(server.token)
+    ca_path = server.ca_file
+    if server.ca_data:
+        # The module's own temporary folder, removed by Ansible when the module ends.
+        ca_path = os.path.join(module.tmpdir, 'api-server-ca.pem')
+        with open(ca_path, 'wb') as handle:
+            handle.write(server.ca_data)
+    return dict(url=url, api_key=server.token, ca_path=ca_path, validate_certs=not server.insecure,
+                context=server.context)
+
+
 def main():
     argument_spec = dict(
-        url=dict(type='str', required=True, aliases=['base_url']),
+        url=dict(type='str', aliases=['base_url']),
+        service=dict(type='dict', options=dict(
+            namespace=dict(type='str', required=True),
+            name=dict(type='str', required=True),
+            port=dict(type='str', required=True),
+            scheme=dict(type='str', choices=['http', 'https'], default='http'),
+        )),
+        kubeconfig=dict(type='path', fallback=(env_fallback, ['K8S_AUTH_KUBECONFIG'])),
+        context=dict(type='str', fallback=(env_fallback, ['K8S_AUTH_CONTEXT'])),
         model=dict(type='str', required=True),
         prompt=dict(type='str'),
         messages=dict(type='list', elements='dict'),
@@ -340,19 +442,26 @@ def main():
     argument_spec.update(HTTP_ARG_SPEC)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('prompt', 'messages')],
+        mutually_exclusive=[('prompt', 'messages'), ('url', 'service')],
+        required_one_of=[('url', 'service')],
         supports_check_mode=True,
     )
     p = module.params
     if p['max_tokens'] < 1:
         module.fail_json(msg='max_tokens must be 1 or more, got %d' % p['max_tokens'])
 
+    target = dict(url=p['url'], api_key=p['api_key'], ca_path=p['ca_path'], validate_certs=p['validate_certs'])
+    extra = {}
+    if p['service']:
+        target = through_service_proxy(module)
+        extra['context'] = target.pop('context')
+
     validation = None
     try:
         client = OpenAIClient(
-            p['url'], api_key=p['api_key'], headers=p['headers'], timeout=p['timeout'],
-            retries=p['retries'], retry_delay=p['retry_delay'], validate_certs=p['validate_certs'],
-            ca_path=p['ca_path'], use_proxy=p['use_proxy'])
+            target['url'], api_key=target['api_key'], headers=p['headers'], timeout=p['timeout'],
+            retries=p['retries'], retry_delay=p['retry_delay'], validate_certs=target['validate_certs'],
+            ca_path=target['ca_path'], use_proxy=p['use_proxy'])
         validation = InferenceValidation(
             client, p['model'], messages=p['messages'], prompt=p['prompt'], max_tokens=p['max_tokens'],
             checks=p['checks'], request_nvext=p['request_nvext'], extra_body=p['extra_body'])
@@ -360,8 +469,10 @@ def main():
     except InferenceError as exc:
         seen = dict(validation.result) if validation is not None else dict(changed=False)
         seen.update(exc.details)
+        seen.update(extra)
         module.fail_json(msg=exc.msg, **seen)
 
+    result.update(extra)
     for warning in validation.warnings:
         module.warn(warning)
     if result['empty_content'] and not p['allow_empty_content']:
