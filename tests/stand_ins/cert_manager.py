@@ -1,4 +1,4 @@
-"""cert-manager v1.21.1's webhook, cainjector and (the part check.yml sees of) its controller.
+"""cert-manager v1.21.1's webhook, cainjector and (the part the gateway role's verify sees of) its controller.
 
 The real chart (../shared/charts/cert-manager-v1.21.1.tgz) is installed for
 real: CRDs, Deployments, Services, and the Validating/MutatingWebhookConfigurations

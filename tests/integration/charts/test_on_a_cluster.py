@@ -150,6 +150,8 @@ def test_loadgen_owns_the_optional_followup_key(cluster, crd_server):
     core = client.CoreV1Api(cluster.api_client())
     apps = client.AppsV1Api(cluster.api_client())
     core.create_namespace({"metadata": {"name": "gtc-demo"}})
+    # The loadgen role applies its pods' PodMonitor: kube-prometheus-stack's CRDs are there before it on a cluster.
+    cluster.apply_crds(["prometheus-operator"])
 
     def secrets() -> dict[str, dict]:
         return {s.metadata.name: s.data for s in core.list_namespaced_secret("gtc-demo").items}

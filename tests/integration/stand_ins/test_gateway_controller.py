@@ -1,10 +1,11 @@
-"""The Gateway controller stand-in, with the gateway role's own objects and its check (tasks/check.yml).
+"""The Gateway controller stand-in, with the gateway role's own objects and its check (entry point verify).
 
 The role applies its Gateway (class ``cilium``), HTTPRoutes, ReferenceGrant,
 ClusterIssuer and Certificate to the rehearsal cluster (real cert-manager and
 kube-prometheus-stack charts installed, the cert-manager stand-in behind the
 webhook); the stand-in writes the statuses the Gateway API spec asks for; the
 role's check passes, and fails when a route names a wrong Service.
+Results are read from Ansible's JSON callback, not from task names.
 """
 from __future__ import annotations
 
@@ -37,23 +38,40 @@ HOSTNAME = "gtc-demo.example.com"
 PUBLIC_IP = "127.250.0.1"
 
 
+# What the earlier roles publish for the gateway's routes (loadgen__output, cluster_config__output).
+OUTPUTS = {
+    "loadgen__output": {"platform": "doks", "url": "http://loadgen.gtc-demo.svc.cluster.local:3000",
+                        "service": {"name": "loadgen", "namespace": NS, "port": 3000}},
+    "cluster_config__output": {"platform": "doks", "grafana": {"service": "kube-prometheus-stack-grafana",
+                                                               "namespace": "monitoring", "port": 80,
+                                                               "path": "/grafana"}},
+}
+
+
 def run_gateway_role(cluster: Any, tasks: str, **extra: Any) -> subprocess.CompletedProcess[str]:
-    """The gateway role's ``tasks`` (main, check.yml) for doks against the rehearsal cluster."""
+    """The gateway role's entry point ``tasks`` (main, verify, teardown) for doks against the rehearsal cluster."""
     with tempfile.TemporaryDirectory() as tmp:
         playbook = Path(tmp) / "gateway.yml"
         playbook.write_text(
             "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - name: gateway\n"
             "      ansible.builtin.include_role:\n        name: do_solutions.gtc_demo.gateway\n"
             f"        tasks_from: {tasks}\n")
-        variables = {"gateway_platform": "doks", "gateway_kubeconfig": str(cluster.kubeconfig),
-                     "gateway_kube_context": cluster.context, "gateway_hostname": HOSTNAME,
+        variables = {"gtc_demo_platform": "doks", "gtc_demo_kubeconfig": str(cluster.kubeconfig),
+                     "gtc_demo_kube_context": cluster.context, "gtc_demo_hostname": HOSTNAME,
                      "gateway_acme_email": "admin@example.com", "ansible_python_interpreter": str(VENV_BIN / "python"),
-                     **extra}
+                     **(OUTPUTS if tasks == "main" else {}), **extra}
         return subprocess.run(
             [str(VENV_BIN / "ansible-playbook"), str(playbook), "-i", "localhost,", "-c", "local",
              "-e", json.dumps(variables)],
-            cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"},
+            cwd=REPO, env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+                           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"},
             capture_output=True, text=True, timeout=600, check=False)
+
+
+def task_results(run: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    """Each task's result on localhost, with its module under 'action' (Ansible's JSON callback)."""
+    return [task["hosts"]["localhost"]
+            for play in json.loads(run.stdout)["plays"] for task in play["tasks"] if "localhost" in task["hosts"]]
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +157,8 @@ def test_role_objects_are_accepted_programmed_and_resolved(api: Any, controllers
 
 
 def test_check_passes_and_fails_on_a_wrong_service_name(rehearsal: Any, api: Any, controllers: Any) -> None:
-    ok = run_gateway_role(rehearsal, "check.yml", gateway_check_http=False, gateway_check_timeout=40,
-                          gateway_check_poll_interval=2)
+    ok = run_gateway_role(rehearsal, "verify", gateway_verify_http=False, gateway_verify_timeout=40,
+                          gateway_verify_poll_interval=2)
     assert ok.returncode == 0, ok.stdout[-3000:]
 
     route = _get(api, "httproutes", "gtc-demo-loadgen")
@@ -154,10 +172,14 @@ def test_check_passes_and_fails_on_a_wrong_service_name(rehearsal: Any, api: Any
         assert _cond(parent, "ResolvedRefs")["status"] == "False"
         assert "load-gen" in _cond(parent, "ResolvedRefs")["message"]
         assert _cond(parent, "Accepted")["status"] == "True"  # attached, but cannot route
-        failed = run_gateway_role(rehearsal, "check.yml", gateway_check_http=False, gateway_check_timeout=4,
-                                  gateway_check_poll_interval=2)
+        failed = run_gateway_role(rehearsal, "verify", gateway_verify_http=False, gateway_verify_timeout=4,
+                                  gateway_verify_poll_interval=2)
         assert failed.returncode != 0
-        assert "Wait for every route to be accepted with its backends resolved" in failed.stdout
+        (stuck,) = [r for r in task_results(failed) if r.get("failed")]
+        # It was the routes' wait that gave up, with the route whose backend is missing in what it saw.
+        assert stuck["action"] == "kubernetes.core.k8s_info" and stuck["attempts"] >= 2, stuck
+        assert {r["kind"] for r in stuck["resources"]} == {"HTTPRoute"}
+        assert "load-gen" in json.dumps(stuck["resources"])
     finally:
         api.patch_namespaced_custom_object(GROUP, "v1", NS, "httproutes", "gtc-demo-loadgen",
                                            {"spec": {"rules": original}})
@@ -279,20 +301,20 @@ class _Site:
 
 def test_url_checks_go_to_the_base_url_with_the_public_host(rehearsal: Any, controllers: Any,
                                                             tmp_path: Path) -> None:
-    """gateway_check_base_url points the URL checks at a local server; the Host header stays the hostname.
-    (Before the variable, check.yml asked DNS for the hostname: nothing a rehearsal could answer.)"""
+    """gateway_verify_base_url points the URL checks at a local server; the Host header stays the hostname.
+    (Before the variable, the check asked DNS for the hostname: nothing a rehearsal could answer.)"""
     ca, ca_key = make_ca("rehearsal-site-ca")
     cert, key = make_leaf(ca, ca_key, ["localhost"], ip_addresses=[PUBLIC_IP])
     (tmp_path / "ca.crt").write_bytes(ca)
     (tmp_path / "tls.crt").write_bytes(cert)
     (tmp_path / "tls.key").write_bytes(key)
     with _Site(PUBLIC_IP, tmp_path / "tls.crt", tmp_path / "tls.key") as site:
-        # gateway_hostname "localhost": should the base URL be ignored, the requests go to
+        # gtc_demo_hostname "localhost": should the base URL be ignored, the requests go to
         # localhost (still loopback, nothing answers there), never to DNS.
-        run = run_gateway_role(rehearsal, "check.yml", gateway_hostname="localhost",
-                               gateway_check_base_url=f"https://{PUBLIC_IP}", gateway_check_validate_certs=True,
-                               gateway_check_ca_path=str(tmp_path / "ca.crt"), gateway_check_timeout=40,
-                               gateway_check_poll_interval=2)
+        run = run_gateway_role(rehearsal, "verify", gtc_demo_hostname="localhost",
+                               gateway_verify_base_url=f"https://{PUBLIC_IP}", gateway_verify_validate_certs=True,
+                               gateway_verify_ca_path=str(tmp_path / "ca.crt"), gateway_verify_timeout=40,
+                               gateway_verify_poll_interval=2)
         assert run.returncode == 0, run.stdout[-3000:]
         assert site.requests == [("http", "localhost", "/"), ("https", "localhost", "/"),
                                  ("https", "localhost", "/grafana/api/health")]
@@ -364,9 +386,9 @@ def test_data_plane_serves_what_the_routes_say(rehearsal: Any, api: Any, control
             assert x509.load_pem_x509_certificate(served.encode()) == x509.load_pem_x509_certificate(
                 base64.b64decode(secret.data["tls.crt"]))
 
-            run = run_gateway_role(rehearsal, "check.yml", gateway_check_base_url=f"https://{PUBLIC_IP}",
-                                   gateway_check_validate_certs=False, gateway_check_timeout=40,
-                                   gateway_check_poll_interval=2)
+            run = run_gateway_role(rehearsal, "verify", gateway_verify_base_url=f"https://{PUBLIC_IP}",
+                                   gateway_verify_validate_certs=False, gateway_verify_timeout=40,
+                                   gateway_verify_poll_interval=2)
             assert run.returncode == 0, run.stdout[-3000:]
 
             # A route whose backend does not resolve answers 500 (httproute_types.go BackendRefs).
@@ -394,5 +416,4 @@ def test_second_apply_changes_nothing(rehearsal: Any, controllers: Any) -> None:
     assert first.returncode == 0, first.stdout[-3000:]
     again = run_gateway_role(rehearsal, "main")
     assert again.returncode == 0, again.stdout[-3000:]
-    recap = [line for line in again.stdout.splitlines() if line.startswith("localhost") and "changed=" in line]
-    assert recap and "changed=0" in recap[-1], again.stdout[-3000:]
+    assert json.loads(again.stdout)["stats"]["localhost"]["changed"] == 0, again.stdout[-3000:]
