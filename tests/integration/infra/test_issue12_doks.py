@@ -273,7 +273,7 @@ def test_validate_playbook_on_dev_fetches_the_kubeconfig_itself(infra: InfraRunn
     try:
         # Endpoints only: the frontend this machine reaches (a port-forward on DOKS), no public HTTP check.
         run = infra.site_playbook("playbooks/validate.yml", dynamo_k8s_validate_url=frontend.url,
-                                  gateway_check_http=False, gateway_check_timeout=20, gateway_check_poll_interval=1)
+                                  gateway_verify_http=False, gateway_verify_timeout=20, gateway_verify_poll_interval=1)
     finally:
         frontend.stop()
     ok(run)
