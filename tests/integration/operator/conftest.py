@@ -9,12 +9,14 @@ the dev inventory; ``operator`` runs tests/stand_ins/dynamo_operator.py.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
+from helpers import REPO
 from operator_support import NAMESPACE, Api, render, wait_for  # type: ignore[import-not-found]
 from stand_ins.dynamo_operator import DynamoOperator
 from stand_ins.dynamo_platform_chart import build_chart
@@ -68,6 +70,19 @@ def model_volume(api) -> Iterator[None]:
     yield
     api.delete(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/models")
     api.delete("/api/v1/persistentvolumes/gtc-b-models")
+
+
+@pytest.fixture(scope="module")
+def podmonitor_crd(api) -> None:
+    """The PodMonitor CRD kube-prometheus-stack brings (the pinned public file): the role applies its monitors."""
+    sys.path.insert(0, str(REPO / "tests"))
+    import artifacts  # pylint: disable=import-outside-toplevel
+
+    crd = yaml.safe_load(artifacts.resolve("schemas/crds/prometheus-operator/monitoring.coreos.com_podmonitors.yaml").read_text())
+    api.req("PATCH", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}", crd,
+            content_type="application/apply-patch+yaml", query=[("fieldManager", "pytest"), ("force", "true")])
+    wait_for("the PodMonitor CRD to be served",
+             lambda: api.get("/apis/monitoring.coreos.com/v1/namespaces/default/podmonitors") is not None)
 
 
 @pytest.fixture(scope="module")

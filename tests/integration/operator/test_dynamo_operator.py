@@ -7,8 +7,6 @@ dynamo role's own rendered graph.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 import yaml
 
 from operator_support import NAMESPACE, render, wait_for  # type: ignore[import-not-found]
-from helpers import REPO
+from helpers import PlaybookRun, run_playbook
 
 GPU = "nvidia.com/gpu"
 GPU_NODES = ["pool-gpu-h100-x7q1a", "pool-gpu-h100-x7q1b", "pool-gpu-h100-x7q1c"]
@@ -175,32 +173,51 @@ def test_grove_off_makes_deployments(api, tmp_path, model_volume, operator, one_
              lambda: api.get(f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/gtc-deploy-worker") is None)
 
 
-def _run_role(k8s_cluster, tmp_path: Path, **extra) -> subprocess.CompletedProcess[str]:
-    playbook = Path(sys.executable).parent / "ansible-playbook"
-    env = {**k8s_cluster.env(), "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
-    extra_vars = {"gtc_demo_kubeconfig": str(k8s_cluster.kubeconfig), "dynamo_k8s_kube_context": k8s_cluster.context,
-                  **extra}
-    return subprocess.run([str(playbook), str(Path(__file__).with_name("dynamo_role.yml")), "-i", "inventories/dev",
-                           "-e", json.dumps(extra_vars)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=400, check=False)
+def _run_role(k8s_cluster, tmp_path: Path, **extra) -> PlaybookRun:
+    vars_file = tmp_path / f"vars-{len(list(tmp_path.glob('vars-*')))}.json"
+    vars_file.write_text(json.dumps({"gtc_demo_kubeconfig": str(k8s_cluster.kubeconfig),
+                                     "gtc_demo_kube_context": k8s_cluster.context, **extra}))
+    return run_playbook(str(Path(__file__).with_name("dynamo_role.yml")), "-e", f"@{vars_file}",
+                        inventory="inventories/dev", env=k8s_cluster.env(), json_output=True, timeout=400)
+
+
+def _monitor(api, name: str) -> dict | None:
+    return api.get(f"/apis/monitoring.coreos.com/v1/namespaces/{NAMESPACE}/podmonitors/{name}")
 
 
 def test_the_roles_wait_passes_on_ready_and_stops_on_what_the_operator_reports(k8s_cluster, api, model_volume,
-                                                                               operator, one_gpu_node, tmp_path):
+                                                                               podmonitor_crd, operator, one_gpu_node,
+                                                                               tmp_path):
     ok = _run_role(k8s_cluster, tmp_path)
     try:
-        assert ok.returncode == 0, ok.stdout[-5000:]
+        assert ok.returncode == 0, ok.output[-5000:]
         assert _ready(api.graph("gtc-demo"))
+        (wait,) = [t for t in ok.tasks() if t.action == "do_solutions.gtc_demo.wait_for_dynamo_graph"]
+        assert wait.result["ready"] is True and wait.result["state"] == "ready"
+        # The role's own PodMonitors, accepted by the real CRD's schema, one routing rule per frontend.
+        frontend = _monitor(api, "gtc-demo-frontend")
+        rules = frontend["spec"]["podMetricsEndpoints"][0]["relabelings"]
+        assert {r["replacement"]: r["regex"] for r in rules if r["targetLabel"] == "routing"} == {
+            "kv": "frontend", "round_robin": "frontend-rr"}
+        assert _monitor(api, "gtc-demo-worker") is not None
         # A second run changes nothing (the operator's own annotation and finalizer do not count).
         again = _run_role(k8s_cluster, tmp_path)
-        assert again.returncode == 0, again.stdout[-4000:]
-        assert "changed=0" in again.stdout, again.stdout[-3000:]
+        assert again.returncode == 0, again.output[-4000:]
+        assert not [t.name for t in again.tasks() if t.changed]
     finally:
         _delete_graph(api, "gtc-demo")
-    bad = _run_role(k8s_cluster, tmp_path, dynamo_k8s_kai_queue="no-such-queue", dynamo_k8s_name="gtc-badqueue",
+    bad = _run_role(k8s_cluster, tmp_path, gtc_demo_kai_queue="no-such-queue", dynamo_k8s_name="gtc-badqueue",
                     dynamo_k8s_wait_timeout=100)
     try:
         assert bad.returncode != 0
-        assert "the operator reports" in bad.stdout and "queue 'no-such-queue' not found" in bad.stdout, bad.stdout[-3000:]
+        (failed,) = bad.failed_tasks()
+        assert failed.action == "do_solutions.gtc_demo.wait_for_dynamo_graph"
+        assert failed.result["state"] == "failed"
+        assert "the operator reports it failed" in failed.result["msg"]
+        assert "queue 'no-such-queue' not found" in failed.result["msg"]
+        # It stopped at what the operator said, not at the timeout.
+        assert failed.result["elapsed"] < 100
     finally:
         _delete_graph(api, "gtc-badqueue")
+        for name in ("gtc-demo-frontend", "gtc-demo-worker", "gtc-badqueue-frontend", "gtc-badqueue-worker"):
+            api.delete(f"/apis/monitoring.coreos.com/v1/namespaces/{NAMESPACE}/podmonitors/{name}")

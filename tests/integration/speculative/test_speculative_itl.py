@@ -1,8 +1,8 @@
-"""dynamo_speculative in the local demo: the mocker's --decode-speedup-ratio
+"""gtc_demo_speculative in the local demo: the mocker's --decode-speedup-ratio
 lowers the inter-token latency (ITL) by about the configured ratio.
 
 Uses the shared ``local_demo`` fixture: measures ITL with speculation off,
-reruns ``site.yml --tags dynamo -e dynamo_speculative=draft`` (ratio 2.0),
+reruns ``site.yml --tags dynamo -e gtc_demo_speculative=draft`` (ratio 2.0),
 measures again, then reruns with ``none`` so the demo is as the other tests
 expect it. ITL is measured two ways, each what one of the demo's views shows:
 - client side, with the load generator's own stream parser (gtc_loadgen.measure,
@@ -87,8 +87,8 @@ def measure(demo: Any, label: str) -> dict[str, float]:
 
 
 def rerun(demo: Any, mode: str) -> None:
-    run = demo.playbook("site.yml", "--tags", "dynamo", "-e", f"dynamo_speculative={mode}")
-    assert run.returncode == 0, f"site.yml -e dynamo_speculative={mode} failed:\n{run.output[-5000:]}"
+    run = demo.playbook("site.yml", "--tags", "dynamo", "-e", f"gtc_demo_speculative={mode}")
+    assert run.returncode == 0, f"site.yml -e gtc_demo_speculative={mode} failed:\n{run.output[-5000:]}"
 
 
 def test_draft_speculation_lowers_itl_by_the_configured_ratio(local_demo) -> None:

@@ -18,11 +18,22 @@ import yaml
 REPO = Path(__file__).resolve().parents[3]
 PLAYBOOK = Path(__file__).with_name("render.yml")
 
+# The frontends in another order, with a third one: nothing may depend on
+# the first being KV-aware or on there being two.
+REORDERED_FRONTENDS: dict[str, Any] = {
+    "round_robin": {"router_mode": "round-robin", "title": "Round-robin", "local_port": 18301, "component": "frontend-rr"},
+    "kv": {"router_mode": "kv", "title": "KV-aware", "local_port": 18300, "component": "frontend",
+           "args": ["--kv-cache-block-size", "32"]},
+    "random": {"router_mode": "random", "local_port": 18302},
+}
+
 # name -> (inventory, extra vars)
 SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("inventories/dev", {}),
     "kind": ("inventories/kind", {}),
     "dev_no_grove": ("inventories/dev", {"dynamo_k8s_grove": False}),
+    "dev_reordered": ("inventories/dev", {"gtc_demo_frontends": REORDERED_FRONTENDS}),
+    "local_reordered": ("inventories/local", {"gtc_demo_frontends": REORDERED_FRONTENDS, "render_platform_values": False}),
 }
 
 
@@ -44,6 +55,14 @@ class Rendered:
     @property
     def vars(self) -> dict[str, Any]:
         return json.loads((self.root / "vars.json").read_text())
+
+    @property
+    def output(self) -> dict[str, Any]:
+        """dynamo__output as the outputs entry point published it."""
+        return json.loads((self.root / "dynamo_output.json").read_text())
+
+    def podmonitors(self) -> list[dict[str, Any]]:
+        return [self.yaml("podmonitor-frontend.yaml"), self.yaml("podmonitor-worker.yaml")]
 
     @property
     def graph(self) -> dict[str, Any]:

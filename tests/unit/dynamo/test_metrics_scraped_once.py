@@ -1,11 +1,14 @@
 """4. Metrics scraped twice: each Dynamo pod of the demo's graph is a target of
-exactly one PodMonitor endpoint, and a frontend's carries the `routing` label.
+exactly one PodMonitor endpoint, and a frontend's series get `routing: <id>` of
+the gtc_demo_frontends entry whose component the pod is (by its label, never by
+position), also with the frontends reordered and a third one added.
 
 The PodMonitors counted are the ones a run would make: the dynamo-platform
 release's (the chart stand-in rendered with cluster_config's values, with
 monitoring.coreos.com/v1 served as kube-prometheus-stack makes it; the real
-chart's components/operator/templates/prometheus.yaml) and cluster_config's
-(its monitoring tasks, rendered by tests/unit/dashboards/render_monitoring.yml).
+chart's components/operator/templates/prometheus.yaml), cluster_config's
+(its monitoring tasks, rendered by tests/unit/dashboards/render_monitoring.yml)
+and the dynamo role's own (templates/k8s/podmonitor-*.yaml.j2).
 The pods are the ones the operator makes from the rendered graph (labels and
 ports as tests/stand_ins/dynamo_operator.py builds them from the operator's
 source). kube-prometheus-stack's Prometheus selects every PodMonitor
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +32,7 @@ from helpers import REPO, cluster_support
 from stand_ins.dynamo_operator import pod_labels, pod_spec
 from stand_ins.dynamo_platform_chart import build_chart
 
-ROUTING_POD_LABEL = "gtc-demo.digitalocean.solutions/routing"
+COMPONENT_LABEL = "nvidia.com/dynamo-component"
 
 
 def _selector_matches(selector: dict[str, Any], labels: dict[str, str]) -> bool:
@@ -81,7 +85,8 @@ def helm() -> Path:
 
 
 @pytest.fixture(scope="module")
-def monitors(rendered, helm, tmp_path_factory) -> list[dict[str, Any]]:
+def platform_monitors(rendered, helm, tmp_path_factory) -> list[dict[str, Any]]:
+    """The PodMonitors of the dynamo-platform release and of cluster_config."""
     out = tmp_path_factory.mktemp("scrape")
     archive = build_chart(out / "charts", helm)
     values = out / "values.yaml"
@@ -105,8 +110,34 @@ def monitors(rendered, helm, tmp_path_factory) -> list[dict[str, Any]]:
     return [d for d in docs if d.get("kind") == "PodMonitor"]
 
 
-def _pods(rendered) -> list[dict[str, Any]]:
-    graph = rendered["dev"].graph
+@pytest.fixture(scope="module")
+def monitors(rendered, platform_monitors) -> list[dict[str, Any]]:
+    return platform_monitors + rendered["dev"].podmonitors()
+
+
+def _meta_label(name: str) -> str:
+    return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", name)
+
+
+def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus's `replace` relabelling (the default action) over a target's labels.
+
+    The regex is anchored at both ends, the source values are joined with `;`,
+    and the replacement's $1 is the first group (prometheus/model/relabel).
+    """
+    out = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        value = ";".join(out.get(name, "") for name in rule["sourceLabels"])
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match:
+            out[rule["targetLabel"]] = re.sub(r"\$\{?(\d+)\}?", lambda m: match.group(int(m.group(1))) or "",
+                                               rule.get("replacement", "$1"))
+    return out
+
+
+def _pods(rendered, scenario: str = "dev") -> list[dict[str, Any]]:
+    graph = rendered[scenario].graph
     graph["metadata"].setdefault("uid", "0")
     pods = []
     for component in graph["spec"]["components"]:
@@ -124,14 +155,23 @@ def test_each_dynamo_pod_is_scraped_once(rendered, monitors):
         f"PodMonitor endpoints scraping each pod: {counts} (more than one doubles every series)")
 
 
-def test_every_frontend_series_carries_its_routing_mode(rendered, monitors):
-    for pod in _pods(rendered):
-        if pod["metadata"]["labels"]["nvidia.com/dynamo-component-type"] != "frontend":
+@pytest.mark.parametrize("scenario", ["dev", "dev_reordered"])
+def test_every_frontend_series_carries_its_routing_id(rendered, platform_monitors, scenario):
+    r = rendered[scenario]
+    expected = {f["component"]: f["id"] for f in r.vars["frontends"]}
+    seen = {}
+    for pod in _pods(rendered, scenario):
+        labels = pod["metadata"]["labels"]
+        scrapes = targets(platform_monitors + r.podmonitors(), pod)
+        assert len(scrapes) == 1, (pod["metadata"]["name"], [name for name, _endpoint in scrapes])
+        name, endpoint = scrapes[0]
+        series = relabel(endpoint.get("relabelings") or [], {_meta_label(k): v for k, v in labels.items()})
+        if labels["nvidia.com/dynamo-component-type"] != "frontend":
+            assert "routing" not in series, f"worker {pod['metadata']['name']} got a routing label from {name}"
             continue
-        assert pod["metadata"]["labels"][ROUTING_POD_LABEL] in {"kv", "round_robin"}
-        for name, endpoint in targets(monitors, pod):
-            routing = [r for r in endpoint.get("relabelings") or [] if r.get("targetLabel") == "routing"]
-            meta = "__meta_kubernetes_pod_label_" + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in ROUTING_POD_LABEL)
-            assert routing and routing[0]["sourceLabels"] == [meta], (
-                f"PodMonitor {name} scrapes {pod['metadata']['name']} without a routing label: "
-                "its series are the routing=\"\" line on every `by (routing)` panel")
+        assert series.get("routing"), (
+            f"PodMonitor {name} scrapes {pod['metadata']['name']} without a routing label: "
+            "its series are the routing=\"\" line on every `by (routing)` panel")
+        seen[labels[COMPONENT_LABEL]] = series["routing"]
+        assert series["dynamo_graph"] == r.vars["dynamo_k8s_name"]
+    assert seen == expected

@@ -88,10 +88,11 @@ def _supervisor_frontend_args(conf: str) -> dict[str, list[str]]:
 
 def test_every_frontend_flag_of_the_role_is_current_in_the_pinned_dynamo(rendered, frontend_help):
     passed: dict[str, list[str]] = {}
-    local = _supervisor_frontend_args(rendered["dev"].text("supervisor.conf"))
-    assert len(local) == 2, local
-    passed.update({f"local {name}": args for name, args in local.items()})
-    for scenario in ("dev", "kind"):
+    for scenario in ("dev", "dev_reordered"):
+        local = _supervisor_frontend_args(rendered[scenario].text("supervisor.conf"))
+        assert len(local) == len(rendered[scenario].vars["frontends"]), local
+        passed.update({f"{scenario} local {name}": args for name, args in local.items()})
+    for scenario in ("dev", "kind", "dev_reordered"):
         for frontend in rendered[scenario].frontends():
             passed[f"{scenario} graph {frontend['name']}"] = main_container(frontend)["args"]
     problems = []
@@ -102,9 +103,11 @@ def test_every_frontend_flag_of_the_role_is_current_in_the_pinned_dynamo(rendere
             elif frontend_help[flag]:
                 problems.append(f"{where}: {flag} is deprecated in dynamo.frontend {pinned_dynamo_version()}")
     assert not problems, "\n".join(problems)
-    # The KV-aware frontends do get the router's tuning (through the policy file).
+    # The KV-aware frontends do get the router's tuning (through the policy file), the others not.
     kv = [args for args in passed.values() if args[args.index("--router-mode") + 1] == "kv"]
     assert kv and all("--router-policy-config" in args for args in kv), passed
+    others = [args for args in passed.values() if args[args.index("--router-mode") + 1] != "kv"]
+    assert others and not any("--router-policy-config" in args for args in others), passed
 
 
 def _free_port() -> int:

@@ -1,4 +1,4 @@
-"""Renders what dynamo_speculative changes once per scenario (render.yml)."""
+"""Renders what gtc_demo_speculative changes once per scenario (render.yml)."""
 
 from __future__ import annotations
 

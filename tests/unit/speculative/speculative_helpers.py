@@ -18,11 +18,11 @@ ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 # name -> extra vars, all on inventories/dev (the TensorRT-LLM engine of doks).
 SCENARIOS: dict[str, dict[str, Any]] = {
     "none": {},
-    "draft": {"dynamo_speculative": "draft"},
-    "eagle3": {"dynamo_speculative": "eagle3", "gtc_demo_model": "nvidia/Llama-3.3-70B-Instruct-FP8",
+    "draft": {"gtc_demo_speculative": "draft"},
+    "eagle3": {"gtc_demo_speculative": "eagle3", "gtc_demo_model": "nvidia/Llama-3.3-70B-Instruct-FP8",
                "dynamo_speculative_max_draft_len": 4},
     # For TensorRT-LLM releases without Eagle3DecodingConfig.eagle3_one_model.
-    "eagle3_without_one_model": {"dynamo_speculative": "eagle3", "gtc_demo_model": "meta-llama/Llama-3.3-70B-Instruct",
+    "eagle3_without_one_model": {"gtc_demo_speculative": "eagle3", "gtc_demo_model": "meta-llama/Llama-3.3-70B-Instruct",
                                  "dynamo_speculative_eagle3_one_model": None},
 }
 

@@ -1,4 +1,4 @@
-"""dynamo_speculative rendered: the TensorRT-LLM engine config against the
+"""gtc_demo_speculative rendered: the TensorRT-LLM engine config against the
 documented keys, the local mocker's decode speed-up, model_sync's Jobs."""
 
 from __future__ import annotations
