@@ -121,7 +121,7 @@ def test_local_output_has_the_same_keys():
 
 
 CASES = [
-    ({"name": "port", "port": 70000}, "loadgen_local_port must be a TCP port (1-65535), got 70000"),
+    ({"name": "port", "port": 70000}, "loadgen_local_port and loadgen_k8s_port must be TCP ports (1-65535), got 70000 and 3000"),
     ({"name": "port type", "port": "three"}, "argument 'loadgen_local_port' is of type str and we were unable to convert to int"),
     ({"name": "settings key", "settings": {"colour": "red"}}, "loadgen_settings.colour. Supported parameters include"),
     ({"name": "settings type", "settings": {"concurrency": "lots"}}, "argument 'concurrency' is of type str found in 'loadgen_settings'"),
