@@ -15,13 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 import os
 import signal
 import time
-
 import uuid
+
+import pytest
+import yaml
 
 from helpers import REPO, PlaybookRun, cluster_support, free_ports, processes_mentioning, run_playbook
 
@@ -39,8 +39,7 @@ class LocalDemo:
 
     home: Path
     extra_vars_file: Path
-    kv_url: str
-    round_robin_url: str
+    frontends: dict[str, str]  # routing id -> base URL, in gtc_demo_frontends' order
     loadgen_url: str
     worker_metrics_urls: list[str]
     model: str = MODEL
@@ -48,12 +47,29 @@ class LocalDemo:
     first_run: PlaybookRun | None = None
     runs: list[PlaybookRun] = field(default_factory=list)
 
-    def playbook(self, playbook: str, *extra: str) -> PlaybookRun:
+    @property
+    def kv_url(self) -> str:
+        return self.frontends["kv"]
+
+    @property
+    def round_robin_url(self) -> str:
+        return self.frontends["round_robin"]
+
+    def playbook(self, playbook: str, *extra: str, json_output: bool = False) -> PlaybookRun:
         run = run_playbook(
-            playbook, "-e", f"@{self.extra_vars_file}", *extra, env={"GTC_DEMO_HOME": str(self.home)}
+            playbook, "-e", f"@{self.extra_vars_file}", *extra, env={"GTC_DEMO_HOME": str(self.home)},
+            json_output=json_output,
         )
         self.runs.append(run)
         return run
+
+
+def default_frontends_on(ports: list[int]) -> dict[str, dict]:
+    """roles/_common's gtc_demo_frontends (the one definition), each on a port of ours."""
+    defaults = yaml.safe_load((REPO / "roles" / "_common" / "defaults" / "main.yml").read_text())
+    frontends = defaults["gtc_demo_frontends"]
+    assert len(ports) == len(frontends)
+    return {key: {**spec, "local_port": port} for (key, spec), port in zip(frontends.items(), ports)}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -67,11 +83,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def local_demo() -> Iterator[LocalDemo]:
     home = Path(tempfile.mkdtemp(prefix="gtc-demo-test-"))
-    kv, rr, loadgen = free_ports(3)
+    *frontend_ports, loadgen = free_ports(3)
     metrics_base = free_ports(REPLICAS + 1, consecutive=True)[0]
+    frontends = default_frontends_on(frontend_ports)
     extra_vars = {
-        "dynamo_local_kv_port": kv,
-        "dynamo_local_round_robin_port": rr,
+        "gtc_demo_frontends": frontends,
         "dynamo_local_worker_metrics_port_base": metrics_base,
         "loadgen_local_port": loadgen,
     }
@@ -81,8 +97,7 @@ def local_demo() -> Iterator[LocalDemo]:
     demo = LocalDemo(
         home=home,
         extra_vars_file=extra_vars_file,
-        kv_url=f"http://127.0.0.1:{kv}",
-        round_robin_url=f"http://127.0.0.1:{rr}",
+        frontends={key: f"http://127.0.0.1:{spec['local_port']}" for key, spec in frontends.items()},
         loadgen_url=f"http://127.0.0.1:{loadgen}",
         worker_metrics_urls=[f"http://127.0.0.1:{metrics_base + i + 1}/metrics" for i in range(REPLICAS)],
     )

@@ -18,6 +18,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 TESTS = Path(__file__).resolve().parents[1]
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
@@ -25,7 +27,11 @@ if str(TESTS) not in sys.path:
 from helpers import free_ports, run_playbook  # noqa: E402
 from rehearsal.harness import Rehearsal, log  # noqa: E402
 
-DEFAULT_LOCAL = {"kv": "http://127.0.0.1:8000", "loadgen": "http://127.0.0.1:3000"}
+# The local demo as `make demo` runs it: roles/_common's frontends on their default
+# ports, the load generator on loadgen_local_port's default.
+COMMON = yaml.safe_load((TESTS.parent / "roles" / "_common" / "defaults" / "main.yml").read_text())
+DEFAULT_FRONTENDS = {key: f"http://127.0.0.1:{spec['local_port']}" for key, spec in COMMON["gtc_demo_frontends"].items()}
+DEFAULT_LOADGEN = "http://127.0.0.1:3000"
 
 
 def _answers(url: str) -> bool:
@@ -42,25 +48,28 @@ class LocalBridge:
     def __init__(self) -> None:
         self.home: Path | None = None
         self.vars_file: Path | None = None
-        self.kv_url, self.loadgen_url = DEFAULT_LOCAL["kv"], DEFAULT_LOCAL["loadgen"]
+        self.frontend_urls, self.loadgen_url = dict(DEFAULT_FRONTENDS), DEFAULT_LOADGEN
 
     def start(self) -> "LocalBridge":
-        if _answers(f"{self.kv_url}/v1/models") and _answers(f"{self.loadgen_url}/healthz"):
-            log(f"using the local demo already running at {self.kv_url}")
+        if all(_answers(f"{url}/v1/models") for url in self.frontend_urls.values()) and _answers(f"{self.loadgen_url}/healthz"):
+            log(f"using the local demo already running at {', '.join(self.frontend_urls.values())}")
             return self
         self.home = Path(tempfile.mkdtemp(prefix="gtc-rehearsal-local-"))
-        kv, rr, loadgen = free_ports(3)
+        *ports, loadgen = free_ports(len(DEFAULT_FRONTENDS) + 1)
         metrics = free_ports(3, consecutive=True)[0]
+        frontends = {key: {**spec, "local_port": port}
+                     for (key, spec), port in zip(COMMON["gtc_demo_frontends"].items(), ports)}
         self.vars_file = self.home.parent / f"{self.home.name}-vars.json"
         self.vars_file.write_text(json.dumps({
-            "dynamo_local_kv_port": kv, "dynamo_local_round_robin_port": rr,
+            "gtc_demo_frontends": frontends,
             "dynamo_local_worker_metrics_port_base": metrics, "loadgen_local_port": loadgen}))
         log("starting a local demo to answer the inference check (site.yml -i inventories/local)")
         run = run_playbook("site.yml", "-e", f"@{self.vars_file}", env={"GTC_DEMO_HOME": str(self.home)})
         if run.returncode != 0:
             self.stop()
             raise RuntimeError(f"the local demo did not start:\n{run.output[-4000:]}")
-        self.kv_url, self.loadgen_url = f"http://127.0.0.1:{kv}", f"http://127.0.0.1:{loadgen}"
+        self.frontend_urls = {key: f"http://127.0.0.1:{spec['local_port']}" for key, spec in frontends.items()}
+        self.loadgen_url = f"http://127.0.0.1:{loadgen}"
         return self
 
     def stop(self) -> None:
@@ -82,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no inventory inventories/{args.env}")
 
     bridge = LocalBridge().start()
-    rehearsal = Rehearsal(args.env, cluster_name=f"gtc-rehearse-{args.env}", frontend_url=bridge.kv_url,
+    rehearsal = Rehearsal(args.env, cluster_name=f"gtc-rehearse-{args.env}", frontend_urls=bridge.frontend_urls,
                           public_url=bridge.loadgen_url)
     failed = []
     try:

@@ -43,10 +43,10 @@ from rehearsal.chart_repo import ArtifactServer  # noqa: E402
 
 # The only inventory variables the rehearsal sets: each one says where something is.
 OVERLAY_KEYS = (
-    "infra_api_endpoint",                         # DigitalOcean's API
+    "gtc_demo_do_api_endpoint",                   # DigitalOcean's API
     "cluster_config_helm_mirror_url",             # the chart repository every release comes from
     "cluster_config_gateway_api_crds_base_url",   # where the Gateway API CRDs are downloaded from
-    "dynamo_k8s_validate_url",                    # the KV-aware frontend validate.yml sends a request to
+    "dynamo_verify_urls",                         # what answers for each frontend validate.yml sends a request to
 )
 
 # The public entry is reached as on DOKS, at https://<hostname>: each run of
@@ -92,7 +92,8 @@ class Rehearsal:
     # so two rehearsals at once (the test suite's and a user's) need two names.
     cluster_name: str = ""
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gtc-rehearsal-")))
-    frontend_url: str = ""      # the local Dynamo KV-aware frontend validate.yml's inference check reaches
+    # The local Dynamo frontends (routing id -> URL) validate.yml's inference checks reach.
+    frontend_urls: dict[str, str] = field(default_factory=dict)
     public_url: str = ""        # what stands for https://<hostname> (the local load generator's page)
     cluster: Any = None
     cloud: Any = None
@@ -218,13 +219,13 @@ class Rehearsal:
         self.cloud.control("/_fake/config", {"domains": [account["domain"]]})
         self.account = account  # image, domain, hostname
 
-    def overlay(self) -> dict[str, str]:
+    def overlay(self) -> dict[str, Any]:
         assert self.cloud is not None and self.charts is not None
         values = {
-            "infra_api_endpoint": self.cloud.prism.url,
+            "gtc_demo_do_api_endpoint": self.cloud.prism.url,
             "cluster_config_helm_mirror_url": self.charts.chart_repo_url,
             "cluster_config_gateway_api_crds_base_url": self.charts.folder_url("gateway-api"),
-            "dynamo_k8s_validate_url": self.frontend_url,
+            "dynamo_verify_urls": self.frontend_urls,
         }
         assert tuple(values) == OVERLAY_KEYS
         return {k: v for k, v in values.items() if v}
@@ -275,11 +276,12 @@ class Rehearsal:
         hosts.write_text(Path("/etc/hosts").read_text() + f"\n{self.gateway_address} {hostname}\n")
         return ["unshare", "--mount", "sh", "-c", f'mount --bind "{hosts}" /etc/hosts && exec "$@"', "sh"]
 
-    def run(self, playbook: str, *args: str, drop: tuple[str, ...] = (), timeout: int = 900) -> PlaybookRun:
+    def run(self, playbook: str, *args: str, drop: tuple[str, ...] = (), timeout: int = 900,
+            json_output: bool = False) -> PlaybookRun:
         """ansible-playbook <playbook> -i inventories/<env> -e @overlay, as a user runs it."""
         started = time.monotonic()
         result = run_playbook(playbook, "-e", f"@{self.overlay_file}", *args, inventory=self.inventory,
-                              env=self.env(drop), timeout=timeout, wrapper=self._resolver())
+                              env=self.env(drop), timeout=timeout, wrapper=self._resolver(), json_output=json_output)
         result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
         self.runs.append(result)
         for value in FAKE_SECRETS.values():

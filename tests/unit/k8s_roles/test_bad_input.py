@@ -88,4 +88,4 @@ def test_a_worker_wider_than_a_node_is_refused(dead_kubeconfig, helm_on_path):
                gtc_demo_gpus_per_node=4, gtc_demo_gpu_node_count=2)
     assert proc.returncode != 0
     out = " ".join(proc.stdout.split())
-    assert "dynamo_tensor_parallel_size (8) is more than gtc_demo_gpus_per_node (4)" in out, proc.stdout[-3000:]
+    assert "dynamo_tensor_parallel_size (8) is more than the 4 GPUs of a node (gtc_demo_gpus_per_node)" in out, proc.stdout[-3000:]

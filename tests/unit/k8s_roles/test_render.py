@@ -76,13 +76,14 @@ def test_graph_passes_the_crd_schema(rendered, scenario):
         core_model(comp["podTemplate"]["spec"], "V1PodSpec")
 
 
-def test_graph_has_both_frontends_on_the_same_workers(rendered):
+def test_graph_has_every_frontend_on_the_same_workers(rendered):
     graph = rendered["dev"].doc("dynamo", "graph")
     comps = components(graph)
     frontends = {n: c for n, c in comps.items() if c["type"] == "frontend"}
     modes = {n: main_container(c)["args"][main_container(c)["args"].index("--router-mode") + 1]
              for n, c in frontends.items()}
-    assert sorted(modes.values()) == ["kv", "round-robin"]
+    # roles/_common's gtc_demo_frontends: each component by its name, with its router mode.
+    assert modes == {"frontend": "kv", "frontend-rr": "round-robin"}
     assert [c["type"] for c in comps.values()].count("worker") == 1
     assert main_container(comps["frontend"])["command"] == ["python3", "-m", "dynamo.frontend"]
 
@@ -120,7 +121,8 @@ def test_worker_reads_the_model_from_model_syncs_claim(rendered):
     assert claims == [pvc["metadata"]["name"]] == [out["pvc"]]
     mount = next(m for m in main_container(worker)["volumeMounts"] if m["name"] == "models")
     args = main_container(worker)["args"]
-    assert args[args.index("--model") + 1] == f"{mount['mountPath']}/{out['path']}"
+    assert args[args.index("--model") + 1] == f"{mount['mountPath']}/{out['model_path']}"
+    assert out["models"] == [{"name": "nvidia/Llama-3.1-70B-Instruct-FP8", "path": out["model_path"]}]
     assert pv["spec"]["nfs"] == {"server": "10.120.0.9", "path": "/models-share"}
 
 
@@ -166,14 +168,17 @@ def test_a_model_change_redeploys_workers_and_tells_loadgen(rendered):
     assert names_before.isdisjoint(names_after)
 
 
-def test_dynamo_output_names_both_frontends(rendered):
+def test_dynamo_output_names_every_frontend_in_order(rendered):
     out = rendered["dev"].json("dynamo", "output")
-    assert out["kv_url"] == "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000"
-    assert out["round_robin_url"] == "http://gtc-demo-frontend-rr.gtc-demo.svc.cluster.local:8000"
-    # The same shape as the local platform's (loadgen reads either).
-    assert out["frontends"]["kv"] == {"url": out["kv_url"], "metrics": out["kv_url"] + "/metrics"}
-    assert out["frontends"]["round_robin"]["url"] == out["round_robin_url"]
+    assert list(out["frontends"]) == ["kv", "round_robin"]
+    kv, rr = out["frontends"]["kv"], out["frontends"]["round_robin"]
+    assert kv["url"] == "http://gtc-demo-frontend.gtc-demo.svc.cluster.local:8000"
+    assert rr["url"] == "http://gtc-demo-frontend-rr.gtc-demo.svc.cluster.local:8000"
+    assert kv["metrics"] == kv["url"] + "/metrics"
+    assert (kv["router_mode"], rr["router_mode"]) == ("kv", "round-robin")
     assert (out["replicas"], out["tensor_parallel_size"]) == (2, 4)
+    # The same keys as on the local platform.
+    assert out["worker_metrics"] == []
 
 
 # --------------------------------------------------------------------------
