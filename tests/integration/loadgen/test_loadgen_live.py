@@ -1,5 +1,5 @@
 """The load generator run by site.yml, against the real local Dynamo stack
-(KV-aware and round-robin frontends over the same mocker workers)."""
+(the inventory's frontends, KV-aware and round-robin, over the same mocker workers)."""
 from __future__ import annotations
 
 import urllib.request
@@ -40,21 +40,23 @@ def test_the_role_started_it_and_printed_its_url(local_demo, loadgen) -> None:
 def test_short_run_in_each_routing_mode(loadgen) -> None:
     loadgen.stop_and_drain()
     loadgen.post("/api/reset", {})
-    kv = _run(loadgen, "kv")
-    rr = _run(loadgen, "round_robin")
+    # Every frontend the demo has, in the switch's order (inventories/local: kv, round_robin).
+    ids = [f["id"] for f in loadgen.get("/api/state")["frontends"]]
+    assert "kv" in ids, ids
+    rows = {fid: _run(loadgen, fid) for fid in ids}
     state = loadgen.get("/api/state")
     assert state["stats"]["totals"]["errors"] == 0, state["stats"]["last_errors"]
-    for rows in (kv, rr):
+    for by_turn in rows.values():
         for turn in (1, 2, 3):
-            assert rows[turn]["ttft_p50"] > 0 and rows[turn]["cache_hit"] is not None
+            assert by_turn[turn]["ttft_p50"] > 0 and by_turn[turn]["cache_hit"] is not None
     # Turn 1 carries a new, conversation-specific context: nothing to reuse.
     # Later turns extend it, and the KV-aware router sends them where it is cached.
+    kv = rows["kv"]
     followup_hit = min(kv[2]["cache_hit"], kv[3]["cache_hit"])
     assert followup_hit > kv[1]["cache_hit"] + 0.3, kv
-    print(f"\nTTFT p50 by turn  KV: {[kv[t]['ttft_p50'] for t in (1, 2, 3)]} ms, "
-          f"RR: {[rr[t]['ttft_p50'] for t in (1, 2, 3)]} ms")
-    print(f"cache hit by turn KV: {[kv[t]['cache_hit'] for t in (1, 2, 3)]}, "
-          f"RR: {[rr[t]['cache_hit'] for t in (1, 2, 3)]}")
+    for fid, by_turn in rows.items():
+        print(f"\n{fid}: TTFT p50 by turn {[by_turn[t]['ttft_p50'] for t in (1, 2, 3)]} ms, "
+              f"cache hit {[by_turn[t]['cache_hit'] for t in (1, 2, 3)]}")
 
 
 def test_conversation_detail_and_metrics(local_demo, loadgen) -> None:
