@@ -41,16 +41,6 @@ print(json.dumps(res))
 """
 
 
-@pytest.fixture(scope="session")
-def bench_python() -> str:
-    """The benchmark venv's python, built (once, cached) by the benchmark's own command."""
-    proc = subprocess.run([str(RUN), "--print-python"], capture_output=True, text=True, timeout=1500, check=False)
-    assert proc.returncode == 0, f"benchmarks/run could not build its venv:\n{proc.stderr[-3000:]}"
-    python = proc.stdout.strip().splitlines()[-1]
-    assert Path(python).exists(), python
-    return python
-
-
 def test_kv_router_beats_round_robin_on_follow_ups_4xtp2(bench_python, tmp_path):
     proc = subprocess.run([bench_python, "-c", SWEEP, str(tmp_path)], capture_output=True, text=True,
                           timeout=300, check=False)
