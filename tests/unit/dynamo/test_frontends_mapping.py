@@ -114,6 +114,13 @@ def test_output_lists_every_frontend_by_id_in_order(rendered):
     assert k8s["worker_metrics"] == [] and local["graph"] == "" and k8s["graph"] == "gtc-demo"
 
 
+def test_local_prometheus_targets_label_every_frontend_by_id(rendered):
+    file_sd = json.loads((rendered["local_reordered"].root / "file_sd.json").read_text())
+    assert file_sd["frontend"] == [
+        {"targets": [f"127.0.0.1:{REORDERED_FRONTENDS[i]['local_port']}"], "labels": {"routing": i}} for i in IDS]
+    assert file_sd["worker"] == [{"targets": ["127.0.0.1:9101", "127.0.0.1:9102"]}]
+
+
 def _verify_results(run) -> list[dict[str, Any]]:
     (task,) = [t for t in run.tasks() if t.action == "do_solutions.gtc_demo.validate_inference"]
     return task.result["results"]
