@@ -12,6 +12,7 @@ import json
 from contextlib import asynccontextmanager
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from gtc_bench import live, trace
 from gtc_bench.trace import Conversation, Turn
@@ -50,15 +51,8 @@ async def stream_server(fail_on_turn: int | None = None):
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", chat)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # pylint: disable=protected-access
-    try:
-        yield f"http://127.0.0.1:{port}", requests
-    finally:
-        await runner.cleanup()
+    async with TestServer(app, host="127.0.0.1") as server:  # a free port of 127.0.0.1
+        yield str(server.make_url("")).rstrip("/"), requests
 
 
 CONVS = [
