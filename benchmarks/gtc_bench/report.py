@@ -199,6 +199,15 @@ def _plt():
 COLORS = {"round-robin": "#d62728", "kv-default": "#ff7f0e", "kv-recommended": "#2ca02c", "live": "#1f77b4"}
 
 
+def _turn_axis(ax: Any, title: str) -> None:
+    """A TTFT-by-turn panel: turns 1-5, log scale, grid."""
+    ax.set_title(title)
+    ax.set_xlabel("turn")
+    ax.set_yscale("log")
+    ax.set_xticks(range(1, 6))
+    ax.grid(True, which="both", alpha=0.3)
+
+
 def plot_ttft_by_turn(cells: list[dict], path: Path, where_items: tuple = BOOTH_CELL) -> Path | None:
     where = dict(where_items)
     plt = _plt()
@@ -215,11 +224,7 @@ def plot_ttft_by_turn(cells: list[dict], path: Path, where_items: tuple = BOOTH_
             p90 = [_turn(st, t)["p90"] for t in ts]
             ax.plot(ts, med, "o-", color=COLORS[r], label=f"{r} median")
             ax.plot(ts, p90, "x:", color=COLORS[r], alpha=0.7, label=f"{r} p90")
-        ax.set_title(f"{topo} ({where['gpu'].upper()})")
-        ax.set_xlabel("turn")
-        ax.set_yscale("log")
-        ax.set_xticks(range(1, 6))
-        ax.grid(True, which="both", alpha=0.3)
+        _turn_axis(ax, f"{topo} ({where['gpu'].upper()})")
     axes[0].set_ylabel("TTFT (ms, log)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
@@ -358,11 +363,7 @@ def plot_live(live: dict, path: Path) -> Path:
             ts = [t for t in range(1, 6) if _turn(e[key], t)]
             ax.plot(ts, [_turn(e[key], t)["median"] for t in ts], style, color=color, label=label,
                     alpha=1.0 if "live" in label else 0.6)
-        ax.set_title(f"{topo}: live (2 cores) vs simulator")
-        ax.set_xlabel("turn")
-        ax.set_yscale("log")
-        ax.set_xticks(range(1, 6))
-        ax.grid(True, which="both", alpha=0.3)
+        _turn_axis(ax, f"{topo}: live (2 cores) vs simulator")
     axes[0].set_ylabel("median TTFT (ms, log)")
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
