@@ -17,7 +17,8 @@ their streams through this file:
   link at import) and the loadgen role's source copy
   (``roles/loadgen/files/sync_tree.py``, which copies file contents) all turn
   it into a real file. A container build needs a context in which the link is
-  resolved (see ``apps/loadgen/README.md``);
+  resolved: Docker sends a link that points outside its context as a link, so
+  ``playbooks/images.yml`` builds from a copy of apps/loadgen with links followed;
 * the benchmarks, which measure through the load generator's client.
 
 So it depends on the Python standard library only (no ``ansible`` import:
