@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from gtc_loadgen.measure import StreamRecord
+from gtc_loadgen.chat_stream import ChatStream
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ def stream_itl_ms(base_url: str, model: str, prompt: str) -> float:
         "stream_options": {"include_usage": True},
         "messages": [{"role": "user", "content": prompt}],
     }
-    record = StreamRecord()
+    record = ChatStream()
     start = time.perf_counter()
     try:
         conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
@@ -55,6 +55,7 @@ def stream_itl_ms(base_url: str, model: str, prompt: str) -> float:
             if not line:
                 break
             record.feed_line(line, time.perf_counter() - start)
+        record.close()
     finally:
         conn.close()
     itl = record.itl_ms()
