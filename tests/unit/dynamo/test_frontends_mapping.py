@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from dynamo_render import REORDERED_FRONTENDS, main_container  # type: ignore[import-not-found]
@@ -108,8 +107,9 @@ def test_output_lists_every_frontend_by_id_in_order(rendered):
     assert {i: e["url"] for i, e in local["frontends"].items()} == {
         i: f"http://127.0.0.1:{REORDERED_FRONTENDS[i]['local_port']}" for i in IDS}
     # One shape on every platform.
-    assert set(local) == set(k8s) == {"platform", "namespace", "graph", "model", "replicas", "tensor_parallel_size",
-                                       "rollout_id", "frontends", "worker_metrics"}
+    keys = {"platform", "namespace", "graph", "model", "replicas", "tensor_parallel_size", "rollout_id", "frontends",
+            "worker_metrics"}
+    assert set(local) == set(k8s) == keys
     assert local["worker_metrics"] == ["http://127.0.0.1:9101/metrics", "http://127.0.0.1:9102/metrics"]
     assert k8s["worker_metrics"] == [] and local["graph"] == "" and k8s["graph"] == "gtc-demo"
 

@@ -131,8 +131,9 @@ def relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, st
         value = ";".join(out.get(name, "") for name in rule["sourceLabels"])
         match = re.fullmatch(rule.get("regex", "(.*)"), value)
         if match:
-            out[rule["targetLabel"]] = re.sub(r"\$\{?(\d+)\}?", lambda m: match.group(int(m.group(1))) or "",
-                                               rule.get("replacement", "$1"))
+            groups = match.groups()
+            out[rule["targetLabel"]] = re.sub(r"\$\{?(\d+)\}?", lambda m: groups[int(m.group(1)) - 1] or "",
+                                              rule.get("replacement", "$1"))
     return out
 
 
