@@ -138,24 +138,24 @@ def test_model_sync_copies_the_extra_model(spec_rendered, scenario, extra):
     root = spec_rendered[scenario]
     jobs = json.loads((root / "jobs.json").read_text())
     output = json.loads((root / "model_sync_output.json").read_text())
-    models = [j["metadata"]["annotations"]["gtc-demo/model"] for j in jobs]
-    served = output["model"]
-    expected = ([extra] * 2 if extra else []) + [served] * 2  # hf-to-spaces and spaces-to-volume each
-    assert models == expected
+    served = output["models"][0]["name"]
+    models = sorted(j["metadata"]["annotations"]["gtc-demo/model"] for j in jobs)
+    assert models == sorted(([extra] * 2 if extra else []) + [served] * 2)  # hf-to-spaces and spaces-to-volume each
     names = [j["metadata"]["name"] for j in jobs]
     assert len(set(names)) == len(names), names
-    assert output["speculative_models"] == ([{"model": extra, "path": extra}] if extra else [])
+    # The served model first, then the one speculative decoding loads; paths relative to the volume.
+    assert output["models"] == [{"name": served, "path": served}] + ([{"name": extra, "path": extra}] if extra else [])
     if extra:
         # The path the engine config reads is the one model_sync published.
         config = engine(root)
-        assert config["speculative_config"]["speculative_model_dir"] == "/models/" + output["speculative_models"][0]["path"]
+        assert config["speculative_config"]["speculative_model_dir"] == "/models/" + output["models"][1]["path"]
 
 
 def test_the_served_models_jobs_keep_their_names(spec_rendered):
     """Turning speculation on adds Jobs; the served model's Jobs are the same ones (nothing copied again)."""
     def served_names(scenario: str) -> list[str]:
         root = spec_rendered[scenario]
-        served = json.loads((root / "model_sync_output.json").read_text())["model"]
+        served = json.loads((root / "model_sync_output.json").read_text())["models"][0]["name"]
         return [j["metadata"]["name"] for j in json.loads((root / "jobs.json").read_text())
                 if j["metadata"]["annotations"]["gtc-demo/model"] == served]
 
