@@ -29,7 +29,10 @@ def test_cluster_config_secrets_fall_back_by_the_rule() -> None:
 
 
 def test_infra_checks_the_token_by_the_rule() -> None:
-    text = (REPO / "roles" / "infra" / "tasks" / "validate.yml").read_text()
+    """infra's preflight (validate, which includes its doks checks) asks for the token by the rule."""
+    validate = (REPO / "roles" / "infra" / "tasks" / "validate.yml").read_text()
+    assert "_validate_doks.yml" in validate
+    text = (REPO / "roles" / "infra" / "tasks" / "_validate_doks.yml").read_text()
     assert re.search(r"query\('ansible\.builtin\.env', 'DIGITALOCEAN_ACCESS_TOKEN', 'DIGITALOCEAN_TOKEN'", text)
 
 
