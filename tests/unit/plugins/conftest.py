@@ -44,14 +44,20 @@ def fake_openai_tls(tmp_path: Path) -> Iterator[tuple[FakeOpenAI, Path]]:
 
 
 @pytest.fixture
-def run_module(capsys: pytest.CaptureFixture[str]) -> Callable[..., dict[str, Any]]:
+def run_module(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
     """Run a module's main() the way Ansible does and return its JSON result.
 
     The module reads its arguments from the patched ANSIBLE_MODULE_ARGS and
     prints its result as JSON before exiting, as it would under AnsiballZ;
     nothing in the module is mocked.
     """
+    from ansible.module_utils import _internal
     from ansible.module_utils.testing import patch_module_args
+
+    # A module runs on the target side. Once a test in this process has imported
+    # the controller (a filter plugin's ansible.errors, say), ansible-core 2.19
+    # sends module warnings to the controller's display instead of the result.
+    monkeypatch.setattr(_internal, "is_controller", False)
 
     def run(module: Any, args: dict[str, Any]) -> dict[str, Any]:
         with patch_module_args(args):
