@@ -32,6 +32,7 @@ author:
   - DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - do_solutions.gtc_demo.checks
   - do_solutions.gtc_demo.openai_http
 attributes:
   check_mode:
@@ -39,12 +40,6 @@ attributes:
     details:
       - The requests are sent in check mode too. An inference request changes nothing on the server
         (beyond warming its KV cache), so a dry run checks exactly what a real run checks.
-  diff_mode:
-    support: none
-    details:
-      - Nothing is changed, so there is nothing to diff.
-  platform:
-    platforms: posix
 options:
   url:
     description:

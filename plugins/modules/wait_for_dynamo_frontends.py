@@ -22,17 +22,12 @@ author:
   - DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - do_solutions.gtc_demo.checks
 attributes:
   check_mode:
     support: full
     details:
       - In check mode the frontends are asked once; the task does not wait and does not fail.
-  diff_mode:
-    support: none
-    details:
-      - Nothing is changed, so there is nothing to diff.
-  platform:
-    platforms: posix
 options:
   frontends:
     description:

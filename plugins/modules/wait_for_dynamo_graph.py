@@ -26,18 +26,13 @@ author:
   - DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - do_solutions.gtc_demo.checks
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
     support: full
     details:
       - In check mode the module looks once and does not wait or fail on a graph that is not ready.
-  diff_mode:
-    support: none
-    details:
-      - Nothing is changed, so there is nothing to diff.
-  platform:
-    platforms: posix
 options:
   name:
     description: Name of the DynamoGraphDeployment.

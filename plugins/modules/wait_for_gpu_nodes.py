@@ -26,6 +26,7 @@ author:
   - DigitalOcean Solutions Engineering (@do-solutions)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - do_solutions.gtc_demo.checks
   - kubernetes.core.k8s_auth_options
 attributes:
   check_mode:
@@ -33,12 +34,6 @@ attributes:
     details:
       - In check mode the module looks at the nodes once and does not wait. It reports
         RV(ready) and does not fail when too few nodes are eligible yet.
-  diff_mode:
-    support: none
-    details:
-      - Nothing is changed, so there is nothing to diff.
-  platform:
-    platforms: posix
 options:
   count:
     description:
