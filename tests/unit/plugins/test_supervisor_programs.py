@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import run_module_adhoc
 
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
 SLEEPER = f"{sys.executable} -c 'import time; time.sleep(600)'"
@@ -76,17 +75,7 @@ def supervisord(tmp_path):
 
 def run_module(config: Path, *flags: str, **args) -> dict:
     """The module as a playbook runs it (ansible ad hoc, JSON callback)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
-    cmd = [str(Path(sys.executable).with_name("ansible")), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", f"ansible_python_interpreter={sys.executable}",
-           "-m", "do_solutions.gtc_demo.supervisor_programs", "-a", json.dumps({"config": str(config), **args}), *flags]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return run_module_adhoc("do_solutions.gtc_demo.supervisor_programs", {"config": str(config), **args}, *flags)
 
 
 def states(result: dict) -> dict[str, str]:

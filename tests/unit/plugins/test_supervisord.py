@@ -6,10 +6,8 @@ what the tests check is the process table, supervisord's own XML-RPC answers and
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, run_module_adhoc
 
 SUPERVISORD = Path(sys.executable).with_name("supervisord")
 SLEEPER = f"{sys.executable} -c 'import time; time.sleep(600)'"
@@ -73,18 +71,8 @@ def root(tmp_path):
 
 
 def run_module(root: Path, *flags: str, **args) -> dict:
-    env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json"}
     module_args = {"config": str(root / "supervisor" / "supervisord.conf"), "executable": str(SUPERVISORD), **args}
-    cmd = [str(Path(sys.executable).with_name("ansible")), "localhost", "-i", "localhost,", "-c", "local",
-           "-e", f"ansible_python_interpreter={sys.executable}",
-           "-m", "do_solutions.gtc_demo.supervisord", "-a", json.dumps(module_args), *flags]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180, check=False)
-    try:
-        out = json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise AssertionError(f"no JSON from ansible:\n{proc.stdout}\n{proc.stderr}") from exc
-    return out["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return run_module_adhoc("do_solutions.gtc_demo.supervisord", module_args, *flags)
 
 
 def test_check_mode_on_nothing_says_it_would_start_and_does_nothing(root):
