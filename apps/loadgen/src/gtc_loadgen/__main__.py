@@ -16,7 +16,7 @@ import aiohttp
 from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
 from .engine import Engine
 from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
-from .settings import Settings, SettingsError, load_presets
+from .settings import Settings, SettingsError, load_presets, read_json_object
 from .stats import Stats, percentile
 from .targets import Targets, TargetsError, from_flags, from_json
 
@@ -70,18 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _json_arg(value: str, name: str) -> dict:
-    """A JSON object given inline or as a path to a file that holds it."""
-    text = value if value.lstrip().startswith("{") else open(value, encoding="utf-8").read()
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise SettingsError(f"{name}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{name}: must be a JSON object")
-    return data
-
-
 def _targets(args: argparse.Namespace) -> Targets:
     """--frontend/--frontend-title, else LOADGEN_FRONTENDS."""
     if args.frontend:
@@ -103,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
     targets = _targets(args)
     seeds = load_seeds(args.corpus or None)
     presets = load_presets(args.presets or None)
-    settings = Settings().patched(_json_arg(args.settings, "--settings")) if args.settings else Settings()
+    settings = Settings().patched(read_json_object(args.settings, "--settings")) if args.settings else Settings()
     # Refused here, before the app starts: a routing that is not a configured frontend.
     settings = settings.for_routings(targets.ids)
     app = build_app(targets, seeds, presets, settings,

@@ -160,6 +160,25 @@ def _routing(raw: Any, routings: Sequence[str] | None) -> str:
     return raw
 
 
+def read_json_object(value: str | Path, name: str, not_object: str = "must be a JSON object") -> dict:
+    """A JSON object given inline (text starting with ``{``) or as the path of a file that holds it.
+
+    Errors name ``name`` (the option) for inline text, else the file.
+    """
+    text = str(value)
+    inline = text.lstrip().startswith("{")
+    source = name if inline else text
+    if not inline:
+        text = Path(text).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise SettingsError(f"{source}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{source}: {not_object}")
+    return data
+
+
 def load_presets(path: str | Path | None) -> dict[str, Preset]:
     """The default presets, overridden by JSON {name: {concurrency, rate, think_min_s, think_max_s}}.
 
@@ -168,17 +187,8 @@ def load_presets(path: str | Path | None) -> dict[str, Preset]:
     presets = dict(DEFAULT_PRESETS)
     if not path:
         return presets
-    text = str(path)
-    inline = text.lstrip().startswith("{")
-    if not inline:
-        text = Path(path).read_text(encoding="utf-8")
-    path = "--presets" if inline else path
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise SettingsError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise SettingsError(f"{path}: presets must be a JSON object of name -> preset")
+    data = read_json_object(path, "--presets", "presets must be a JSON object of name -> preset")
+    path = "--presets" if str(path).lstrip().startswith("{") else path  # what the errors below name
     for name, spec in data.items():
         if not isinstance(spec, dict):
             raise SettingsError(f"{path}: preset '{name}' must be an object")
