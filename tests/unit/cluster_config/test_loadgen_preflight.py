@@ -34,11 +34,12 @@ def test_loadgen_preflight_passes_before_dynamo_has_run():
 
 
 def test_the_preflight_still_refuses_an_empty_model():
-    """loadgen takes the model dynamo publishes; an empty gtc_demo_model is refused by model_sync's check."""
-    proc = run(PLAYBOOK, "inventories/dev", validate_role="model_sync", gtc_demo_model="")
-    assert proc.returncode != 0
-    assert "'' is not a Hugging Face repository such as nvidia/Llama-3.1-70B-Instruct-FP8" in proc.stdout, \
-        proc.stdout[-3000:]
+    """An empty gtc_demo_model is refused by _common's check, which every role's preflight runs first, naming the variable."""
+    for role in ("model_sync", "loadgen"):
+        proc = run(PLAYBOOK, "inventories/dev", validate_role=role, gtc_demo_model="")
+        assert proc.returncode != 0, role
+        assert 'gtc_demo_model must name a Hugging Face repository, owner/name' in proc.stdout, proc.stdout[-3000:]
+        assert 'got \\"\\"' in proc.stdout or 'got ""' in proc.stdout, proc.stdout[-3000:]
 
 
 def test_the_role_refuses_to_start_without_frontends(tmp_path):
