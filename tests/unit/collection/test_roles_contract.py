@@ -172,3 +172,17 @@ def test_environments_match_the_brief() -> None:
     assert (prod["gtc_demo_gpu_node_size"], prod["infra_region"]) == ("gpu-h200x8-1128gb-contracted", "atl1")
     assert dev["gtc_demo_hostname"] == "gtc-2026-dev.digitalocean.solutions"
     assert prod["gtc_demo_hostname"] == "gtc-2026.digitalocean.solutions"
+
+
+@pytest.mark.parametrize("role", ["_common", *ROLES])
+def test_every_spec_option_documents_the_default_the_role_uses(role: str) -> None:
+    """ansible-doc -t role shows a spec's default:, while the role takes its defaults/main.yml: the two must be one."""
+    defaults = _yaml(REPO / "roles" / role / "defaults" / "main.yml") or {}
+    for name, spec in _specs(role).items():
+        for option, option_spec in (spec.get("options") or {}).items():
+            if option not in defaults:
+                assert "default" not in option_spec, f"{role}/{name}: {option} documents a default the role lacks"
+                continue
+            assert "default" in option_spec, f"{role}/{name}: {option} has no default: in its spec"
+            assert option_spec["default"] == defaults[option], (
+                f"{role}/{name}: {option}'s spec says {option_spec['default']!r}, defaults/main.yml {defaults[option]!r}")
