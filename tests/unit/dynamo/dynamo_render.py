@@ -32,7 +32,11 @@ SCENARIOS: dict[str, tuple[str, dict[str, Any]]] = {
     "dev": ("inventories/dev", {}),
     "kind": ("inventories/kind", {}),
     "dev_no_grove": ("inventories/dev", {"dynamo_k8s_grove": False}),
-    "dev_reordered": ("inventories/dev", {"gtc_demo_frontends": REORDERED_FRONTENDS}),
+    # Also another GPU pool: the size names the GPU, gtc_demo_gpus_per_node 0
+    # takes the size's count (dynamo__output.topology.gpu follows both).
+    "dev_reordered": ("inventories/dev", {"gtc_demo_frontends": REORDERED_FRONTENDS,
+                                          "gtc_demo_gpu_node_size": "gpu-h200x8-1128gb", "gtc_demo_gpus_per_node": 0,
+                                          "gtc_demo_gpu_node_count": 2}),
     "local_reordered": ("inventories/local", {"gtc_demo_frontends": REORDERED_FRONTENDS, "render_platform_values": False}),
 }
 
