@@ -9,6 +9,8 @@ and the chart tests run the real charts' ``helm template`` on the same list.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ansible.errors import AnsibleFilterError
 
 
@@ -21,11 +23,11 @@ def helm_plan(releases: object, values: object, chart_dir: str = "", mirror_url:
     """
     if not isinstance(releases, list) or not all(isinstance(r, dict) for r in releases):
         raise AnsibleFilterError(f"helm_plan: the releases must be a list of mappings, got {releases!r}")
-    values = list(values) if not isinstance(values, (str, dict)) else values
+    values = list(values) if isinstance(values, Iterable) and not isinstance(values, (str, dict)) else values
     if not isinstance(values, list) or len(values) != len(releases):
         raise AnsibleFilterError(f"helm_plan: one values mapping per release is needed ({len(releases)} releases)")
     plan = []
-    for release, release_values in zip(releases, values):
+    for release, release_values in zip(releases, values, strict=True):
         missing = [k for k in ("name", "namespace", "chart", "version") if not release.get(k)]
         if missing:
             raise AnsibleFilterError(f"helm_plan: release {release.get('name', release)!r} lacks {', '.join(missing)}")

@@ -90,7 +90,7 @@ class EventDecoder:
             try:
                 raw = raw.decode('utf-8')
             except UnicodeDecodeError as exc:
-                raise StreamError('stream line %d is not UTF-8: %s' % (self.line_number, exc))
+                raise StreamError('stream line %d is not UTF-8: %s' % (self.line_number, exc)) from exc
         line = raw.rstrip('\r\n')
         if not line:
             return self._dispatch()
@@ -187,7 +187,7 @@ class ChatStream:
         try:
             chunk = json.loads(data)
         except ValueError as exc:
-            raise StreamError('stream chunk %d is not JSON (%s): %s' % (number, exc, excerpt(data)))
+            raise StreamError('stream chunk %d is not JSON (%s): %s' % (number, exc, excerpt(data))) from exc
         if not isinstance(chunk, dict):
             raise StreamError('stream chunk %d is not a JSON object: %s' % (number, excerpt(data)))
         self.feed_chunk(chunk, at)

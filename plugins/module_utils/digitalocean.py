@@ -27,7 +27,7 @@ try:
     from azure.core.pipeline.policies import RetryPolicy, SansIOHTTPPolicy
     from azure.core.rest import HttpRequest
 except ImportError:  # pragma: no cover - reported by require_pydo()
-    pydo = None
+    pydo = None  # type: ignore[assignment]
     PYDO_IMPORT_ERROR = traceback.format_exc()
 
     class SansIOHTTPPolicy:  # type: ignore[no-redef]
@@ -251,14 +251,14 @@ class DOClient:
                     self.sleep(delay)
                     attempt += 1
                     continue
-                raise DOError(error_message(status, body, what), status=status, body=body)
+                raise DOError(error_message(status, body, what), status=status, body=body) from exc
             except (ServiceRequestError, ServiceResponseError) as exc:
                 if attempt < self.retries:
                     self.retried += 1
                     self.sleep(backoff_delay(attempt, None, jitter=self.jitter))
                     attempt += 1
                     continue
-                raise DOError("Could not reach the DigitalOcean API while trying to {0}: {1}".format(what, exc))
+                raise DOError("Could not reach the DigitalOcean API while trying to {0}: {1}".format(what, exc)) from exc
             if status is not None and status >= 400 and status != 404:
                 raise DOError(error_message(status, body, what), status=status, body=body)
             return status, body

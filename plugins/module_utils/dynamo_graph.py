@@ -66,16 +66,14 @@ class GraphWaiter:
         """(state, message, graph, attempts, elapsed); transient errors in get_graph are retried."""
         start = self.clock()
         attempts = 0
-        last_error = None
         while True:
             attempts += 1
             graph = None
             try:
                 graph = self.get_graph()
                 state, message = verdict(graph)
-                last_error = None
             except TransientError as exc:
-                state, message, last_error = PENDING, 'the API did not answer: %s' % exc, exc
+                state, message = PENDING, 'the API did not answer: %s' % exc
             elapsed = self.clock() - start
             if state in (READY, FAILED) or not wait or elapsed >= self.timeout:
                 return state, message, graph, attempts, elapsed

@@ -22,13 +22,13 @@ try:
     from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
 except ImportError:  # reported by the module through AnsibleK8SModule
-    CoreV1Api = None
-    ApiException = None
+    CoreV1Api = None  # type: ignore[misc,assignment]
+    ApiException = None  # type: ignore[misc,assignment]
 
 try:
     from urllib3.exceptions import HTTPError as Urllib3HTTPError
 except ImportError:  # urllib3 comes with kubernetes
-    Urllib3HTTPError = None
+    Urllib3HTTPError = None  # type: ignore[misc,assignment]
 
 DEFAULT_GPU_RESOURCE = 'nvidia.com/gpu'
 DEFAULT_LABEL_SELECTORS = ('doks.digitalocean.com/gpu-brand=nvidia',)

@@ -26,6 +26,7 @@ import urllib.error
 from ansible.module_utils.common.parameters import env_fallback
 from ansible.module_utils.urls import ConnectionError as AnsibleConnectionError
 from ansible.module_utils.urls import Request, make_context
+
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import ChatStream, EventDecoder, StreamError, dig
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.chat_stream import excerpt as stream_excerpt
 
@@ -118,7 +119,7 @@ def iter_sse_events(lines):
                 yield event[0], event[1]
         event = decoder.close()
     except StreamError as exc:
-        raise MalformedResponse(str(exc))
+        raise MalformedResponse(str(exc)) from exc
     if event is not None:
         # The last event lacked its blank line; hand it over and let the
         # caller decide whether the stream was complete.
@@ -177,7 +178,7 @@ class StreamAccumulator:
         try:
             return self.stream.feed_event(event, data, self.clock())
         except StreamError as exc:
-            raise MalformedResponse(str(exc))
+            raise MalformedResponse(str(exc)) from exc
 
     def result(self):
         stream = self.stream
@@ -225,7 +226,7 @@ class OpenAIClient:
         try:
             context = make_context(cafile=ca_path, validate_certs=validate_certs)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise InferenceError('cannot use ca_path %s: %s' % (ca_path, exc))
+            raise InferenceError('cannot use ca_path %s: %s' % (ca_path, exc)) from exc
         self._request = Request(timeout=timeout, validate_certs=validate_certs, ca_path=ca_path, context=context,
                                 use_proxy=use_proxy, decompress=False, use_netrc=False, http_agent=USER_AGENT)
 
@@ -265,18 +266,18 @@ class OpenAIClient:
             except Exception:  # the body is only for the message
                 body = b''
             raise HTTPStatusError('%s %s returned HTTP %d %s: %s' % (method, url, exc.code, exc.reason, excerpt(body) or '(empty body)'),
-                                  status=exc.code, body=excerpt(body), request_url=url)
+                                  status=exc.code, body=excerpt(body), request_url=url) from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, ssl.SSLCertVerificationError):
                 # Asking again will not make the certificate valid.
                 raise InferenceError('cannot reach %s: the TLS certificate was rejected (%s); set ca_path to the CA '
                                      'that signed it, or validate_certs=false for a test server'
-                                     % (url, exc.reason.verify_message or exc.reason), request_url=url)
-            raise TransportError('cannot reach %s: %s' % (url, exc.reason), request_url=url)
+                                     % (url, exc.reason.verify_message or exc.reason), request_url=url) from exc
+            raise TransportError('cannot reach %s: %s' % (url, exc.reason), request_url=url) from exc
         except (socket.timeout, TimeoutError):
-            raise TransportError('%s %s got no answer within %s seconds (timeout)' % (method, url, self.timeout), request_url=url)
+            raise TransportError('%s %s got no answer within %s seconds (timeout)' % (method, url, self.timeout), request_url=url) from None
         except (http.client.HTTPException, ssl.SSLError, OSError, AnsibleConnectionError) as exc:
-            raise TransportError('cannot reach %s: %s: %s' % (url, type(exc).__name__, exc), request_url=url)
+            raise TransportError('cannot reach %s: %s: %s' % (url, type(exc).__name__, exc), request_url=url) from exc
 
     def _json(self, method, path, payload=None):
         url = self.url(path)
@@ -284,15 +285,15 @@ class OpenAIClient:
         try:
             body = response.read()
         except (socket.timeout, TimeoutError):
-            raise TransportError('%s %s sent headers but no body within %s seconds' % (method, url, self.timeout), request_url=url)
+            raise TransportError('%s %s sent headers but no body within %s seconds' % (method, url, self.timeout), request_url=url) from None
         except (http.client.HTTPException, OSError) as exc:
-            raise MalformedResponse('%s %s: the answer was cut: %s: %s' % (method, url, type(exc).__name__, exc), request_url=url)
+            raise MalformedResponse('%s %s: the answer was cut: %s: %s' % (method, url, type(exc).__name__, exc), request_url=url) from exc
         finally:
             response.close()
         try:
             return json.loads(body)
         except ValueError:
-            raise MalformedResponse('%s %s did not answer with JSON: %s' % (method, url, excerpt(body) or '(empty body)'), request_url=url)
+            raise MalformedResponse('%s %s did not answer with JSON: %s' % (method, url, excerpt(body) or '(empty body)'), request_url=url) from None
 
     def list_models(self):
         """Return the ids ``/v1/models`` lists (one attempt)."""
@@ -356,11 +357,11 @@ class OpenAIClient:
                                          % (url, self.timeout, accumulator.chunks), request_url=url)
         except (socket.timeout, TimeoutError):
             raise MalformedResponse('POST %s: the stream stalled: no data for %s seconds after %d chunks'
-                                    % (url, self.timeout, accumulator.chunks), request_url=url, partial_answer=accumulator.answer)
+                                    % (url, self.timeout, accumulator.chunks), request_url=url, partial_answer=accumulator.answer) from None
         except (http.client.HTTPException, OSError) as exc:
             raise MalformedResponse('POST %s: the stream was cut after %d chunks (%s: %s)'
                                     % (url, accumulator.chunks, type(exc).__name__, exc), request_url=url,
-                                    partial_answer=accumulator.answer)
+                                    partial_answer=accumulator.answer) from exc
         except MalformedResponse as exc:
             exc.details.setdefault('request_url', url)
             exc.details.setdefault('partial_answer', accumulator.answer)

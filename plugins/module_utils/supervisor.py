@@ -135,6 +135,8 @@ class ProgramGroup:
         return bool(running)
 
     def write(self, content: str) -> None:
+        if not self.conf_file:
+            raise SupervisorError("program group %s has no conf_file to write" % self.name)
         write_file(self.conf_file, content, 0o644)
 
     def apply_files(self) -> bool:

@@ -92,15 +92,13 @@ import traceback
 
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, make_diff, new_module, run,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import DOError, make_diff, new_module, run
 
 YAML_IMPORT_ERROR = None
 try:
     import yaml
 except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
-    yaml = None
+    yaml = None  # type: ignore[assignment]
     YAML_IMPORT_ERROR = traceback.format_exc()
 
 
@@ -171,7 +169,7 @@ def present(module, client):
     try:
         config = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise DOError("The kubeconfig DigitalOcean returned is not YAML: {0}".format(to_native(exc)))
+        raise DOError("The kubeconfig DigitalOcean returned is not YAML: {0}".format(to_native(exc))) from exc
     after = identity(config)
     result = dict(path=path, server=(after["clusters"][0][1] if after.get("clusters") else ""),
                   context=after.get("current_context") or "")

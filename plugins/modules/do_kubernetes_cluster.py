@@ -149,8 +149,17 @@ api_retries_used:
 """
 
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, diff_fields, find_cluster, get_cluster, make_diff, new_module, norm_labels, norm_taints,
-    norm_tags, norm_time, run,
+    DOError,
+    diff_fields,
+    find_cluster,
+    get_cluster,
+    make_diff,
+    new_module,
+    norm_labels,
+    norm_tags,
+    norm_taints,
+    norm_time,
+    run,
 )
 
 UPDATABLE = ("tags", "maintenance_window", "ha", "auto_upgrade", "surge_upgrade")

@@ -54,9 +54,7 @@ api_retries_used:
   type: int
 """
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    find_cluster, new_module, run,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import find_cluster, new_module, run
 
 
 def lookup(module, client):

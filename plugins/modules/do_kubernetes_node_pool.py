@@ -117,7 +117,15 @@ api_retries_used:
 """
 
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, diff_fields, list_node_pools, make_diff, new_module, norm_labels, norm_taints, norm_tags, run,
+    DOError,
+    diff_fields,
+    list_node_pools,
+    make_diff,
+    new_module,
+    norm_labels,
+    norm_tags,
+    norm_taints,
+    run,
 )
 
 MANAGED = ("count", "labels", "taints", "tags", "auto_scale", "min_nodes", "max_nodes")

@@ -81,9 +81,7 @@ api_retries_used:
   type: int
 """
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, find_nfs, get_nfs, make_diff, new_module, run,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import DOError, find_nfs, get_nfs, make_diff, new_module, run
 
 MIN_SIZE_GIB = 50
 

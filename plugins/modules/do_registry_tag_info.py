@@ -84,16 +84,14 @@ api_retries_used:
   type: int
 """
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, new_module, parse_registry_repository, run,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import DOError, new_module, parse_registry_repository, run
 
 
 def lookup(module, client):
     try:
         registry, repository = parse_registry_repository(module.params["repository"])
     except ValueError as exc:
-        raise DOError(str(exc))
+        raise DOError(str(exc)) from exc
     tag = module.params["tag"]
     # pydo URL-encodes the path parameters, so a '/' in the repository name becomes %2F as the API asks.
     tags = client.list_all("list the tags of {0}/{1}".format(registry, repository),

@@ -69,9 +69,7 @@ api_retries_used:
   type: int
 """
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import (
-    DOError, diff_fields, find_vpc, make_diff, new_module, run,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.digitalocean import DOError, diff_fields, find_vpc, make_diff, new_module, run
 
 FIELDS = ("name", "region", "ip_range", "description")
 

@@ -175,7 +175,15 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.supervisor import (
-    ProgramGroup, SupervisorDown, SupervisorError, clear, connect, read_file, summary, write_file)
+    ProgramGroup,
+    SupervisorDown,
+    SupervisorError,
+    clear,
+    connect,
+    read_file,
+    summary,
+    write_file,
+)
 
 
 def reconcile(module: AnsibleModule, group: ProgramGroup) -> dict:

@@ -377,11 +377,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.kubeconfig import (
-    KubeconfigError,
-    api_server,
-    default_path,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.kubeconfig import KubeconfigError, api_server, default_path
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.openai_client import (
     CHECKS,
     HTTP_ARG_SPEC,

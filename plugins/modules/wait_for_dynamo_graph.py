@@ -112,20 +112,14 @@ from ansible_collections.kubernetes.core.plugins.module_utils.k8s.client import 
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.core import AnsibleK8SModule
 from ansible_collections.kubernetes.core.plugins.module_utils.k8s.exceptions import CoreException
 
-from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.dynamo_graph import (
-    ABSENT,
-    FAILED,
-    READY,
-    GraphWaiter,
-    TransientError,
-)
+from ansible_collections.do_solutions.gtc_demo.plugins.module_utils.dynamo_graph import ABSENT, FAILED, READY, GraphWaiter, TransientError
 
 try:
     from kubernetes.client import CustomObjectsApi
     from kubernetes.client.exceptions import ApiException
 except ImportError:  # kubernetes.core's module reports the missing library
-    CustomObjectsApi = None
-    ApiException = None
+    CustomObjectsApi = None  # type: ignore[misc,assignment]
+    ApiException = None  # type: ignore[misc,assignment]
 
 TRANSIENT_STATUSES = frozenset((408, 429, 500, 502, 503, 504))
 
