@@ -162,10 +162,16 @@ def test_every_configured_frontend_is_a_routing(order):
     assert list(st["by_turn"]) == order and list(st["followup_ttft_ms"]) == order
     assert list(st["series"]["ttft"]) == order
     assert all(st["followup_ttft_ms"][fid] > 0 for fid in order)
-    if len(order) < 2:
-        assert st["speedup"] is None and st["speedup_between"] == []
-    else:
-        assert st["speedup"] >= 1.0 and set(st["speedup_between"]) <= set(order)
+    assert list(st["headlines"]) == order
+    for ratio in (st["median_ratio"], st["tail_ratio"]):
+        if len(order) < 2:
+            assert ratio == {"value": None, "slow": None, "fast": None, "collecting": True}
+        else:
+            assert {ratio["slow"], ratio["fast"]} <= set(order)
+            # A ratio only once every routing has enough follow-ups to judge.
+            judged = all(not h["collecting"] for h in st["headlines"].values())
+            assert (ratio["value"] is not None) == judged and ratio["collecting"] == (not judged)
+            assert ratio["value"] is None or ratio["value"] >= 1.0
     assert out["conv_routings"] == set(order)
     for fid in order:
         assert f'loadgen_requests_total{{outcome="ok",routing="{fid}"}}' in out["metrics"]

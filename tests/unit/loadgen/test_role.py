@@ -30,6 +30,10 @@ FRONTENDS = {
 }
 
 
+# dynamo__output.topology's shape (roles/dynamo/README.md).
+TOPOLOGY = {"replicas": 2, "tensor_parallel": 4, "engine": "tensorrt_llm", "gpu": "8 × H100", "model": MODEL}
+
+
 def test_every_entry_point_has_the_defaults_as_its_options():
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]
@@ -43,7 +47,8 @@ def test_every_entry_point_has_the_defaults_as_its_options():
 
 def _render(tmp_path: Path, inventory: str, frontends: dict) -> dict:
     extra = tmp_path / "vars.json"
-    extra.write_text(json.dumps({"dynamo__output": {"model": MODEL, "rollout_id": "r7", "frontends": frontends},
+    extra.write_text(json.dumps({"dynamo__output": {"model": MODEL, "rollout_id": "r7", "frontends": frontends,
+                                                    "topology": TOPOLOGY},
                                  "render_dir": str(tmp_path)}))
     run = run_playbook("tests/unit/loadgen/render.yml", "-e", f"@{extra}", inventory=inventory)
     assert run.returncode == 0, run.output[-3000:]
@@ -88,6 +93,8 @@ def test_the_container_gets_every_frontend_in_order(doks):
     assert env["LOADGEN_MODEL"]["value"] == MODEL
     assert json.loads(env["LOADGEN_PRESETS"]["value"]) == {} and json.loads(env["LOADGEN_SETTINGS"]["value"]) == {}
     assert not {"LOADGEN_KV_URL", "LOADGEN_ROUND_ROBIN_URL"} & set(env)
+    # What the demo runs on, for the page's "2 × TP4 · 8 × H100 · model" line.
+    assert json.loads(env["LOADGEN_TOPOLOGY"]["value"]) == TOPOLOGY
     # The key only ever comes from a Secret, and is optional.
     ref = env["GRADIENT_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["optional"] is True and "value" not in env["GRADIENT_API_KEY"]

@@ -24,7 +24,7 @@ def test_defaults_are_valid_and_round_trip():
     ({"running": "yes"}, "running must be true or false"),
     ({"turns_min": 6, "turns_max": 4}, "turns_min (6) must not exceed turns_max (4)"),
     ({"think_min_s": 9, "think_max_s": 1}, "think_min_s"),
-    ({"auto_ramp_s": 1}, "auto_ramp_s must be between 5 and 3600"),
+    ({"auto_ramp_s": 1}, "auto_ramp_s must be between 2 and 3600"),
     ({"bogus": 1}, "unknown setting 'bogus'"),
 ])
 def test_out_of_range_is_refused_with_the_name(patch, needle):

@@ -19,6 +19,7 @@ from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
 from .settings import Settings, SettingsError, load_presets, read_json_object
 from .stats import Stats, percentile
 from .targets import Targets, TargetsError, from_flags, from_json
+from .topology import Topology
 
 
 def _env(name: str, default: str) -> str:
@@ -49,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="presets overriding the defaults: a JSON object, or a file holding one")
     serve.add_argument("--settings", default=_env("LOADGEN_SETTINGS", ""),
                        help="initial settings: a JSON object, or a file holding one")
+    serve.add_argument("--topology", default=_env("LOADGEN_TOPOLOGY", ""),
+                       help="what the demo runs on (dynamo__output.topology): a JSON object "
+                            "{replicas, tensor_parallel, engine, gpu, model}, or a file holding one")
     serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
     serve.add_argument("--followup-model", default=_env("LOADGEN_FOLLOWUP_MODEL", DEFAULT_MODEL))
 
@@ -94,7 +98,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings().patched(read_json_object(args.settings, "--settings")) if args.settings else Settings()
     # Refused here, before the app starts: a routing that is not a configured frontend.
     settings = settings.for_routings(targets.ids)
-    app = build_app(targets, seeds, presets, settings,
+    topology = Topology.from_dict(read_json_object(args.topology, "--topology")) if args.topology else None
+    app = build_app(targets, seeds, presets, settings, topology=topology,
                     followup_base_url=args.followup_url, followup_model=args.followup_model)
     logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds; frontends %s", args.host, args.port,
                                      len(seeds), ", ".join(f"{f.id}={f.url}" for f in targets.frontends))

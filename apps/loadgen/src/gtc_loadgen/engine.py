@@ -7,6 +7,7 @@ import itertools
 import logging
 import random
 import time
+
 import aiohttp
 
 from .client import stream_chat
@@ -16,6 +17,7 @@ from .followup import FollowupWriter
 from .settings import AutoSchedule, Preset, Settings, SettingsError
 from .stats import Stats
 from .targets import Frontend, Targets
+from .topology import Topology
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ class Engine:
         settings: Settings | None = None,
         *,
         rng: random.Random | None = None,
+        topology: Topology | None = None,
     ) -> None:
+        self.topology = topology
         self.targets = targets
         self.session = session
         self.seeds = seeds
@@ -78,6 +82,7 @@ class Engine:
         self._retire: set[str] = set()
         self._wake: dict[str, asyncio.Event] = {}
         self._auto_started: float | None = None
+        self._ab_turn = itertools.count()
         self.auto_phase: str | None = None
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -112,6 +117,25 @@ class Engine:
             self.auto_phase = phase.name
             return phase.concurrency, phase.rate
         return s.concurrency, s.rate
+
+    @property
+    def alternating(self) -> bool:
+        """New conversations alternate between the frontends: A/B mode, and always in auto mode
+        (an unattended booth shows every routing)."""
+        return len(self.targets.ids) > 1 and (self.settings.ab or self.settings.auto)
+
+    def next_routing(self) -> str:
+        """The routing a new conversation takes: the frontends in turn when alternating,
+        else the routing switch's."""
+        if not self.alternating:
+            return self.settings.routing
+        # The routing with the fewest live conversations, ties in the switch's order then by
+        # turn: the pair stays balanced even when conversations of one side end sooner.
+        active = self.active_by_routing()
+        ids = self.targets.ids
+        start = next(self._ab_turn) % len(ids)
+        order = ids[start:] + ids[:start]
+        return min(order, key=lambda r: active.get(r, 0))
 
     def active_by_routing(self) -> dict[str, int]:
         out = dict.fromkeys(self.targets.ids, 0)
@@ -162,7 +186,7 @@ class Engine:
         cid = f"c{next(self._ids):06d}"
         picked = self.rng.sample(self.seeds, min(len(self.seeds), s.context_docs))
         conv = Conversation(
-            id=cid, seed=picked[0], related=tuple(picked[1:]), routing=s.routing,
+            id=cid, seed=picked[0], related=tuple(picked[1:]), routing=self.next_routing(),
             turns_planned=self.rng.randint(s.turns_min, s.turns_max),
             visitor=f"{self.rng.choice(_VISITORS)} #{self.rng.randrange(1000, 9999)}",
         )
@@ -245,12 +269,15 @@ class Engine:
         conc, rate = self.effective()
         return {
             "settings": self.settings.to_dict(),
-            "effective": {"concurrency": conc, "rate": rate, "auto_phase": self.auto_phase},
+            "effective": {"concurrency": conc, "rate": rate, "auto_phase": self.auto_phase,
+                          "alternating": self.alternating},
             "active": self.active_by_routing(),
             "presets": {k: vars(v) for k, v in self.presets.items()},
             "followups": {"remote_enabled": self.writer.remote_enabled, "remote_ok": self.writer.remote_ok,
                           "remote_failed": self.writer.remote_failed, "offline": self.writer.offline},
             "model": self.targets.model,
+            # What the demo runs on (dynamo__output.topology), or None when not configured.
+            "topology": None if self.topology is None else self.topology.to_dict(),
             # The routing switch, in order: id and the page's title (URLs stay server-side).
             "frontends": [{"id": f.id, "title": f.title} for f in self.targets.frontends],
         }

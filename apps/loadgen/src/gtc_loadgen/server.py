@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from .followup import FollowupWriter
 from .settings import Preset, Settings, SettingsError
 from .stats import Stats
 from .targets import Targets
+from .topology import Topology
 
 log = logging.getLogger(__name__)
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
@@ -99,13 +101,14 @@ def build_app(
     presets: dict[str, Preset],
     settings: Settings,
     *,
+    topology: Topology | None = None,
     followup_base_url: str,
     followup_model: str,
     connection_limit: int = 1024,
 ) -> web.Application:
     app = web.Application()
 
-    async def lifecycle(app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # One pooled session for the load; keep-alive connections avoid a TCP
         # handshake per turn. A separate one for the follow-up writer so a slow
         # remote service never holds the load's connection slots.
@@ -113,7 +116,7 @@ def build_app(
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
         side = aiohttp.ClientSession()
         writer = FollowupWriter(side, base_url=followup_base_url, model=followup_model)
-        engine = Engine(targets, session, seeds, writer, Stats(), presets, settings)
+        engine = Engine(targets, session, seeds, writer, Stats(), presets, settings, topology=topology)
         app[ENGINE] = engine
         engine.start()
         yield

@@ -48,10 +48,10 @@ LIMITS: dict[str, tuple[float, float]] = {
     "think_max_s": (0, 120),
     "max_tokens": (1, 2048),
     "context_docs": (1, 4),
-    "auto_ramp_s": (5, 3600),
-    "auto_steady_s": (5, 3600),
-    "auto_high_s": (5, 3600),
-    "auto_cooldown_s": (5, 3600),
+    "auto_ramp_s": (2, 3600),
+    "auto_steady_s": (2, 3600),
+    "auto_high_s": (2, 3600),
+    "auto_cooldown_s": (2, 3600),
 }
 INT_FIELDS = {"concurrency", "turns_min", "turns_max", "max_tokens", "context_docs"}
 
@@ -63,6 +63,9 @@ class Settings:
     rate: float = 4.0
     # A frontend's id (the targets' ids); "" until the engine settles it on the first one.
     routing: str = ""
+    # A/B: new conversations take the frontends in turn (KV-aware, round-robin, ...), so every
+    # routing is live side by side; off, they all take ``routing``. Auto mode always alternates.
+    ab: bool = False
     turns_min: int = 3
     turns_max: int = 5
     think_min_s: float = 4.0
@@ -126,7 +129,7 @@ class Settings:
 
 
 def _coerce(key: str, raw: Any) -> Any:
-    if key in ("running", "auto"):
+    if key in ("running", "auto", "ab"):
         if not isinstance(raw, bool):
             raise SettingsError(f"{key} must be true or false, got {raw!r}")
         return raw

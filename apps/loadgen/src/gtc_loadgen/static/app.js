@@ -16,6 +16,14 @@ function titleOf(id) { const f = frontends.find((x) => x.id === id); return f ? 
 
 function fmtMs(v) { return v == null ? "–" : (v >= 1000 ? (v / 1000).toFixed(2) + " s" : Math.round(v) + " ms"); }
 function fmtPct(v) { return v == null ? "–" : Math.round(v * 100) + "%"; }
+function fmtTokMin(v) { return v == null ? "–" : (v >= 1000 ? (v / 1000).toFixed(1) + "k" : Math.round(v) + "") + " tok/min"; }
+function fmtRatio(v) { return v == null ? "–" : v.toFixed(1) + "×"; }
+// Sets a headline element's text and its exact value (data-value), which the browser test reads.
+function show(id, text, value) {
+  const el = $(id);
+  el.textContent = text;
+  el.dataset.value = value == null ? "" : String(value);
+}
 
 async function api(path, body) {
   const opts = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
@@ -110,7 +118,7 @@ function lines(canvas, t, series, fmt) {
   const t0 = t[t.length - 1] - 120;
   const X = (ts) => L + (W - L - R) * Math.max(0, (ts - t0) / 120);
   for (const s of series) {
-    ctx.strokeStyle = s.color; ctx.lineWidth = 3; ctx.beginPath();
+    ctx.strokeStyle = s.color; ctx.lineWidth = s.dash ? 2 : 3; ctx.setLineDash(s.dash ? [8, 6] : []); ctx.beginPath();
     let pen = false;
     s.values.forEach((v, i) => {
       if (v == null) { pen = false; return; }
@@ -120,9 +128,45 @@ function lines(canvas, t, series, fmt) {
     });
     ctx.stroke();
   }
+  ctx.setLineDash([]);
   ctx.fillStyle = COLORS.dim; ctx.textAlign = "center"; ctx.textBaseline = "top";
   ctx.fillText("last 2 minutes", (L + W - R) / 2, H - B + 6);
-  legend(g, series.map((s) => [s.name, s.color]));
+  legend(g, series.filter((s) => !s.dash).map((s) => [s.name, s.color]));
+}
+
+// Every follow-up as a dot: one lane per routing, jittered sideways (stably, from the
+// request's own time), TTFT up a log scale so a 30 ms band and 300 ms misses both read.
+// Filled: the server found most of the prompt cached; ring: a miss.
+function dots(canvas, data, now) {
+  const g = setup(canvas);
+  const { ctx, W, H, L, R, T, B } = g;
+  const all = frontends.flatMap((f) => (data[f.id] || []).map((d) => d[1]));
+  const lo = 10, hi = Math.max(1000, niceMax(Math.max(0, ...all)));
+  const Y = (v) => H - B - (H - T - B) * (Math.log10(Math.max(lo, Math.min(hi, v))) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo));
+  ctx.strokeStyle = COLORS.grid; ctx.fillStyle = COLORS.dim; ctx.lineWidth = 1;
+  for (const v of [10, 30, 100, 300, 1000, 3000, 10000, 30000]) {
+    if (v > hi) break;
+    const y = Y(v);
+    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
+    ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.fillText(fmtMs(v), L - 6, y);
+  }
+  if (!all.length) { ctx.fillStyle = COLORS.dim; ctx.textAlign = "center"; ctx.fillText("waiting for follow-ups…", W / 2, H / 2); return; }
+  const lane = (W - L - R) / Math.max(1, frontends.length);
+  frontends.forEach((f, i) => {
+    const x0 = L + lane * i;
+    ctx.fillStyle = COLORS.ink; ctx.textAlign = "center"; ctx.textBaseline = "top";
+    ctx.fillText(f.title, x0 + lane / 2, H - B + 6);
+    for (const [t, v, miss] of data[f.id] || []) {
+      const age = Math.max(0, now - t);
+      const frac = (Math.sin(t * 12.9898) * 43758.5453) % 1;  // stable jitter in (-1, 1)
+      const x = x0 + lane / 2 + frac * lane * 0.42;
+      ctx.globalAlpha = Math.max(0.25, 1 - age / 150);
+      ctx.beginPath(); ctx.arc(x, Y(v), 5, 0, 2 * Math.PI);
+      if (miss === 1) { ctx.strokeStyle = f.color; ctx.lineWidth = 2.5; ctx.stroke(); }
+      else { ctx.fillStyle = f.color; ctx.fill(); }
+    }
+    ctx.globalAlpha = 1;
+  });
 }
 
 function draw(st) {
@@ -135,8 +179,11 @@ function draw(st) {
   bars($("c-hit"), turns, frontends.map((f) => ({ name: f.title, color: f.color, values: pick(f.id, "cache_hit") })),
     (v) => Math.round(v * 100) + "%", 1);
   const s = st.stats.series;
-  lines($("c-ttft"), s.t, frontends.map((f) => ({ name: f.title, color: f.color, values: (s.ttft || {})[f.id] || [] })),
-    (v) => Math.round(v) + "");
+  lines($("c-ttft"), s.t, [
+    ...frontends.map((f) => ({ name: f.title, color: f.color, values: (s.ttft || {})[f.id] || [] })),
+    ...frontends.map((f) => ({ name: f.title + " turn 1", color: f.color, dash: true, values: (s.ttft_first || {})[f.id] || [] })),
+  ], (v) => Math.round(v) + "");
+  dots($("c-dots"), st.stats.dots || {}, st.stats.now || (s.t.length ? s.t[s.t.length - 1] : 0));
   // One-second buckets are jumpy at booth rates: show a 5-second average.
   const smooth = s.rps.map((_, i) => { const w = s.rps.slice(Math.max(0, i - 4), i + 1); return w.reduce((a, b) => a + b, 0) / w.length; });
   lines($("c-rps"), s.t, [
@@ -159,20 +206,32 @@ function buildFrontends(list) {
     const b = document.createElement("button");
     b.id = "route-" + f.id; b.dataset.routing = f.id; b.textContent = f.title;
     b.setAttribute("role", "radio"); b.style.setProperty("--c", f.color);
-    b.onclick = () => change({ routing: f.id });
+    b.onclick = () => change({ routing: f.id, ab: false });
     return b;
   }));
+  if (frontends.length > 1) {
+    const ab = document.createElement("button");
+    ab.id = "route-ab"; ab.textContent = "A/B"; ab.title = "new conversations alternate between the routings";
+    ab.setAttribute("role", "radio");
+    ab.onclick = () => change({ ab: true });
+    $("routing-switch").appendChild(ab);
+  }
   const tiles = frontends.map((f) => {
     const d = document.createElement("div");
     d.className = "hl"; d.dataset.routing = f.id; d.style.setProperty("--c", f.color);
-    const label = document.createElement("div"); label.className = "hl-label"; label.textContent = f.title + " · follow-up TTFT";
-    const value = document.createElement("div"); value.className = "hl-value"; value.id = "hl-" + f.id; value.textContent = "–";
-    d.append(label, value);
+    const label = document.createElement("div"); label.className = "hl-label"; label.textContent = f.title + " · follow-up TTFT p90";
+    const value = document.createElement("div"); value.className = "hl-value"; value.id = "hl-p90-" + f.id; value.textContent = "–";
+    const sub = (text, id) => {
+      const e = document.createElement("div"); e.className = "hl-sub"; e.append(text + " ");
+      const b = document.createElement("b"); b.id = id; b.textContent = "–"; e.appendChild(b); return e;
+    };
+    d.append(label, value, sub("misses", "hl-miss-" + f.id), sub("median", "hl-p50-" + f.id),
+      sub("recomputed", "hl-recomp-" + f.id), sub("follow-ups (5 min)", "hl-n-" + f.id));
     return d;
   });
-  $("headline").replaceChildren(...tiles, $("hl-speed"));
-  $("headline").style.gridTemplateColumns = "repeat(" + frontends.length + ", 1fr) 0.8fr";
-  $("hl-speed").classList.toggle("hidden", frontends.length < 2);
+  $("headline").replaceChildren(...tiles, $("hl-ratio"));
+  $("headline").style.gridTemplateColumns = "repeat(" + frontends.length + ", 1fr) 1.1fr";
+  $("hl-ratio").classList.toggle("hidden", frontends.length < 2);
 }
 
 function render(st) {
@@ -180,11 +239,29 @@ function render(st) {
   buildFrontends(st.frontends);
   const set = st.settings, stats = st.stats;
   $("model").textContent = st.model;
-  for (const f of frontends) $("hl-" + f.id).textContent = fmtMs(stats.followup_ttft_ms[f.id]);
-  // Slowest / fastest median follow-up TTFT, and which two they are.
-  const between = stats.speedup_between || [];
-  $("hl-speedup").textContent = stats.speedup ? stats.speedup.toFixed(1) + "×" : "–";
-  $("hl-speedup-label").textContent = between.length === 2 ? titleOf(between[0]) + " vs " + titleOf(between[1]) : "Speed-up";
+  $("topology").textContent = st.topology ? st.topology.label : st.model;
+  // The headlines, per routing: p90 (the tail) large; misses, median, recomputed tokens below.
+  // With too few follow-ups a routing says "collecting" and no ratio is shown.
+  const heads = stats.headlines || {};
+  for (const f of frontends) {
+    const h = heads[f.id] || {};
+    const p90 = $("hl-p90-" + f.id);
+    if (h.collecting) show("hl-p90-" + f.id, "collecting", null); else show("hl-p90-" + f.id, fmtMs(h.p90_ms), h.p90_ms);
+    p90.classList.toggle("collecting", !!h.collecting);
+    show("hl-miss-" + f.id, fmtPct(h.miss_share), h.miss_share);
+    show("hl-p50-" + f.id, fmtMs(h.p50_ms), h.p50_ms);
+    show("hl-recomp-" + f.id, fmtTokMin(h.recomputed_per_min), h.recomputed_per_min);
+    show("hl-n-" + f.id, (h.n || 0) + (h.collecting ? " of " + stats.min_followups + " needed" : ""), h.n || 0);
+  }
+  const tail = stats.tail_ratio || {}, med = stats.median_ratio || {};
+  if (tail.value == null) { show("hl-tail", "collecting", null); $("hl-tail-label").textContent = "ratio"; }
+  else { show("hl-tail", fmtRatio(tail.value), tail.value); $("hl-tail-label").textContent = titleOf(tail.slow) + " ÷ " + titleOf(tail.fast); }
+  $("hl-tail").classList.toggle("collecting", tail.value == null);
+  show("hl-median-ratio", med.value == null ? "collecting" : fmtRatio(med.value) + " (" + titleOf(med.slow) + " ÷ " + titleOf(med.fast) + ")", med.value);
+  // "Round-robin 31% · KV-aware 0%": every routing's miss share, most missing first.
+  const shares = frontends.map((f) => [f, (heads[f.id] || {}).miss_share]).filter(([, v]) => v != null)
+    .sort((a, b) => b[1] - a[1]);
+  $("hl-misses").textContent = shares.length ? shares.map(([f, v]) => f.title + " " + fmtPct(v)).join(" · ") : "–";
   $("t-rps").textContent = stats.rps_10s.toFixed(1);
   $("t-active").textContent = Object.values(st.active).reduce((a, b) => a + b, 0);
   // Cache hit of the routing in force, on turns 2 and later.
@@ -195,10 +272,13 @@ function render(st) {
   $("t-errors").classList.toggle("bad", stats.totals.errors > 0);
   $("btn-start").classList.toggle("on", set.running);
   $("btn-stop").classList.toggle("on", !set.running);
+  const alternating = st.effective.alternating;
   for (const b of $("routing-switch").children) {
-    b.classList.toggle("on", set.routing === b.dataset.routing);
-    b.setAttribute("aria-checked", set.routing === b.dataset.routing);
+    const on = b.id === "route-ab" ? alternating : !alternating && set.routing === b.dataset.routing;
+    b.classList.toggle("on", on);
+    b.setAttribute("aria-checked", on);
   }
+  $("ab-note").textContent = alternating ? (set.auto && !set.ab ? "· alternating (auto)" : "· alternating") : "";
   if (!editing) {
     $("concurrency").value = set.concurrency; $("rate").value = set.rate;
     for (const k of ["auto_ramp_s", "auto_steady_s", "auto_high_s", "auto_cooldown_s", "turns_min", "turns_max"]) {
