@@ -26,8 +26,12 @@ options:
     default: https://api.digitalocean.com
   api_retries:
     description:
-      - How many times a request answered with 429 or a 5xx (or a dropped connection) is retried,
-        with exponential backoff that honours C(Retry-After). 401, 403 and 422 are never retried.
+      - How many times a request is retried. pydo's own retry policy (azure-core's C(RetryPolicy)) does the retries.
+      - Retried, for every method, a 429 and any answer that carries C(Retry-After). Reads, updates and deletes are
+        also retried on 408, 500, 502, 503, 504 and a dropped connection; creates (POST, PATCH) only on 500,
+        503 and 504, so that a create is not sent twice. 401, 403 and 422 are never retried.
+      - The wait is C(Retry-After) when the API sends it, at most 60 seconds; otherwise the first retry is
+        at once and each next one waits 2, 4, 8, 16 ... seconds.
     type: int
     default: 5
 requirements:

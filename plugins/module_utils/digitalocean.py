@@ -4,17 +4,15 @@
 """The engine behind the collection's DigitalOcean modules.
 
 Modules stay thin: they declare options and call into this file for the
-client set-up (pydo), retries, error messages, waiting and the comparison
-of what is wanted with what exists.
+client set-up (pydo, with azure-core's retry policy), error messages, waiting
+and the comparison of what is wanted with what exists.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import email.utils
 import os
-import random
 import time
 import traceback
 
@@ -33,6 +31,9 @@ except ImportError:  # pragma: no cover - reported by require_pydo()
     class SansIOHTTPPolicy:  # type: ignore[no-redef]
         """Stand-in so the class below can be defined without azure-core."""
 
+    class RetryPolicy:  # type: ignore[no-redef]
+        """Stand-in so the class below can be defined without azure-core."""
+
     class HttpResponseError(Exception):  # type: ignore[no-redef]
         """Stand-in: never raised when pydo is missing."""
 
@@ -49,9 +50,11 @@ DEFAULT_ENDPOINT = "https://api.digitalocean.com"
 # (doctl's name), else DIGITALOCEAN_TOKEN (Terraform's); the first one that is
 # set and not empty wins. No other name is read.
 TOKEN_ENV = ["DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_TOKEN"]
-RETRY_STATUSES = frozenset([429, 500, 502, 503, 504])
 # Never sleep longer than this between two attempts, whatever Retry-After says.
 MAX_RETRY_SLEEP = 60.0
+# azure-core's exponential backoff: no wait before the first retry, then factor * 2 ** (n - 1) seconds
+# (RetryPolicyBase.get_backoff_time in azure/core/pipeline/policies/_retry.py): 0, 2, 4, 8, 16 s.
+RETRY_BACKOFF_FACTOR = 1.0
 
 
 def token_fallback(*names):
@@ -124,39 +127,6 @@ def error_message(status, body, what):
     return "DigitalOcean could not {0}: HTTP {1}{2}.".format(what, status, detail)
 
 
-def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or unreadable."""
-    if value is None:
-        return None
-    value = str(value).strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def backoff_delay(attempt, retry_after=None, base=1.0, cap=MAX_RETRY_SLEEP, jitter=random.random):
-    """How long to sleep before retry number ``attempt`` (0-based).
-
-    The server's Retry-After wins when it gave one (capped); otherwise
-    exponential backoff with up to 50% jitter so parallel runs spread out.
-    """
-    if retry_after is not None:
-        return min(float(retry_after), cap)
-    delay = min(base * (2 ** attempt), cap)
-    return delay * (0.5 + 0.5 * jitter())
-
-
 class BearerTokenPolicy(SansIOHTTPPolicy):
     """Adds the bearer token to each request.
 
@@ -171,6 +141,56 @@ class BearerTokenPolicy(SansIOHTTPPolicy):
 
     def on_request(self, request):
         request.http_request.headers["Authorization"] = "Bearer {0}".format(self._token)
+
+
+class _Waits:
+    """Takes the place of the transport in RetryPolicy.sleep: notes the wait azure-core chose instead of sleeping."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def sleep(self, seconds):
+        self.seconds += seconds
+
+
+class DORetryPolicy(RetryPolicy):
+    """azure-core's RetryPolicy, which pydo's client runs, set for the DigitalOcean API.
+
+    What azure-core decides (azure/core/pipeline/policies/_retry.py, azure-core 1.41.0):
+    a response with Retry-After is retried after that many seconds, whatever the method;
+    otherwise 408, 429, 500, 502, 503, 504 (and 506 and up) are retried for GET, PUT,
+    DELETE and HEAD, but a POST or PATCH only on 500, 503 or 504; a failed connection or
+    read is retried for GET, PUT, DELETE and HEAD only; between tries, exponential backoff.
+    Three things are ours: a 429 is retried for every method (the rate limiter refused
+    the request, so repeating a create cannot make a second one; DigitalOcean's
+    hourly-limit 429 comes without Retry-After: DigitalOcean-public.v2 "Rate Limit"), a
+    Retry-After longer than MAX_RETRY_SLEEP is cut to it, and each retry is reported
+    through ``on_retry(status, seconds)`` (status None for a failed connection) and slept
+    through ``sleep``, which the tests replace.
+    """
+
+    def __init__(self, retries, on_retry, sleep=time.sleep):
+        retries = max(0, int(retries))
+        super(DORetryPolicy, self).__init__(
+            retry_total=retries, retry_connect=retries, retry_read=retries, retry_status=retries,
+            retry_backoff_factor=RETRY_BACKOFF_FACTOR, retry_backoff_max=MAX_RETRY_SLEEP)
+        self._on_retry = on_retry
+        self._sleep = sleep
+
+    def is_retry(self, settings, response):
+        if response.http_response.status_code == 429 and settings["total"] > 0:
+            return True
+        return super(DORetryPolicy, self).is_retry(settings, response)
+
+    def get_retry_after(self, response):
+        seconds = super(DORetryPolicy, self).get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_SLEEP)
+
+    def sleep(self, settings, transport, response=None):
+        waits = _Waits()
+        super(DORetryPolicy, self).sleep(settings, waits, response)
+        self._on_retry(response.http_response.status_code if response is not None else None, waits.seconds)
+        self._sleep(waits.seconds)
 
 
 def _capture(pipeline_response, deserialized, headers):
@@ -195,73 +215,65 @@ def _error_body(response):
 
 
 class DOClient:
-    """pydo with retries, clear errors and a uniform (status, body) result."""
+    """pydo with azure-core's retries (DORetryPolicy), clear errors and a uniform (status, body) result."""
 
     def __init__(self, token, endpoint=DEFAULT_ENDPOINT, retries=5, sleep=time.sleep,
-                 clock=time.monotonic, jitter=random.random, client=None, warn=None):
+                 clock=time.monotonic, client=None, warn=None):
         self.retries = max(0, int(retries))
         self.sleep = sleep
         self.clock = clock
-        self.jitter = jitter
         self.warn = warn or (lambda msg: None)
         # Counts what happened, for the modules' results and the tests.
         self.attempts = 0
         self.retried = 0
+        self._what = ""
+        self._retry_of_call = 0
         if client is not None:
             self.client = client
         else:
-            # retry_total=0: azure-core must not retry behind our back, the
-            # loop in call() does, with the backoff and messages we want.
             self.client = pydo.Client(
                 token=token,
                 endpoint=endpoint.rstrip("/"),
                 authentication_policy=BearerTokenPolicy(token),
-                retry_policy=RetryPolicy(retry_total=0),
+                retry_policy=DORetryPolicy(self.retries, self._retrying, sleep=sleep),
                 # A hung connection fails (and is retried) instead of blocking for azure-core's 300 s.
                 connection_timeout=15,
                 read_timeout=120,
             )
+
+    def _retrying(self, status, seconds):
+        """DORetryPolicy's report of one retry: count it and say so."""
+        self._retry_of_call += 1
+        self.attempts += 1
+        self.retried += 1
+        answer = "answered {0}".format(status) if status is not None else "did not answer"
+        self.warn("DigitalOcean {0} while trying to {1}; retry {2}/{3} in {4:.1f}s".format(
+            answer, self._what, self._retry_of_call, self.retries, seconds))
 
     def call(self, what, operation, *args, **kwargs):
         """Run one pydo operation; returns (status, body).
 
         ``what`` finishes the sentence "while trying to ..." in error
         messages. 404 is returned, not raised: callers decide what absent means.
-        429 and 5xx (and dropped connections) are retried with backoff,
-        honouring Retry-After; 401/403/422 fail at once.
+        Retries happen inside pydo's pipeline (DORetryPolicy); what reaches here
+        is the last answer: 401/403/422 at once, 429 and 5xx once the retries are spent.
         """
-        attempt = 0
-        while True:
-            self.attempts += 1
-            try:
-                status, body = operation(*args, cls=_capture, **kwargs)
-            except HttpResponseError as exc:
-                status = exc.status_code
-                body = _error_body(exc.response)
-                if status == 404:
-                    return 404, body
-                retry_after = None
-                if exc.response is not None:
-                    retry_after = parse_retry_after(exc.response.headers.get("Retry-After"))
-                if status in RETRY_STATUSES and attempt < self.retries:
-                    delay = backoff_delay(attempt, retry_after, jitter=self.jitter)
-                    self.warn("DigitalOcean answered {0} while trying to {1}; retry {2}/{3} in {4:.1f}s".format(
-                        status, what, attempt + 1, self.retries, delay))
-                    self.retried += 1
-                    self.sleep(delay)
-                    attempt += 1
-                    continue
-                raise DOError(error_message(status, body, what), status=status, body=body) from exc
-            except (ServiceRequestError, ServiceResponseError) as exc:
-                if attempt < self.retries:
-                    self.retried += 1
-                    self.sleep(backoff_delay(attempt, None, jitter=self.jitter))
-                    attempt += 1
-                    continue
-                raise DOError("Could not reach the DigitalOcean API while trying to {0}: {1}".format(what, exc)) from exc
-            if status is not None and status >= 400 and status != 404:
-                raise DOError(error_message(status, body, what), status=status, body=body)
-            return status, body
+        self._what = what
+        self._retry_of_call = 0
+        self.attempts += 1
+        try:
+            status, body = operation(*args, cls=_capture, **kwargs)
+        except HttpResponseError as exc:
+            status = exc.status_code
+            body = _error_body(exc.response)
+            if status == 404:
+                return 404, body
+            raise DOError(error_message(status, body, what), status=status, body=body) from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise DOError("Could not reach the DigitalOcean API while trying to {0}: {1}".format(what, exc)) from exc
+        if status is not None and status >= 400 and status != 404:
+            raise DOError(error_message(status, body, what), status=status, body=body)
+        return status, body
 
     def get_text(self, what, path, **params):
         """GET a non-JSON document (the kubeconfig is YAML, which pydo's decoder refuses)."""

@@ -1,12 +1,14 @@
-"""module_utils/digitalocean.py: error mapping, Retry-After, backoff, the retry loop, waiting, comparison."""
+"""module_utils/digitalocean.py: error mapping, the retry policy (Retry-After, backoff, methods), waiting, comparison."""
 from __future__ import annotations
 
 import email.utils
 import json
+import socket
+import time
 from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ServiceRequestError
+from azure.core.exceptions import HttpResponseError
 
 from ansible_collections.do_solutions.gtc_demo.plugins.module_utils import digitalocean as do
 from ansible_collections.do_solutions.gtc_demo.plugins.modules import do_kubernetes_node_pool as np_mod
@@ -30,7 +32,7 @@ class StubResponse:
         return json.loads(self._body)
 
 
-def failing(*statuses: int, retry_after: str | None = None, then: tuple[int, Any] = (200, {"ok": True})):
+def failing(*statuses: int, then: tuple[int, Any] = (200, {"ok": True})):
     """An operation that fails with the given statuses in turn, then succeeds; counts its calls."""
     calls = []
 
@@ -38,17 +40,16 @@ def failing(*statuses: int, retry_after: str | None = None, then: tuple[int, Any
         calls.append(kwargs)
         if len(calls) <= len(statuses):
             status = statuses[len(calls) - 1]
-            headers = {"Retry-After": retry_after} if retry_after is not None else {}
-            raise HttpResponseError(response=StubResponse(status, {"id": "e", "message": f"m{status}"}, headers))
+            raise HttpResponseError(response=StubResponse(status, {"id": "e", "message": f"m{status}"}))
         return then
 
     operation.calls = calls  # type: ignore[attr-defined]
     return operation
 
 
-def client(retries: int = 5) -> tuple[do.DOClient, list[float]]:
-    sleeps: list[float] = []
-    return do.DOClient("t", retries=retries, sleep=sleeps.append, jitter=lambda: 1.0, client=object()), sleeps
+def client(retries: int = 5) -> do.DOClient:
+    """A DOClient around a stub operation: call()'s error mapping without HTTP."""
+    return do.DOClient("t", retries=retries, client=object())
 
 
 # --- error mapping -----------------------------------------------------------
@@ -67,84 +68,153 @@ def test_error_message_names_status_and_action(status: int, words: list[str]) ->
         assert word in msg
 
 
-def test_401_403_422_fail_at_once_with_the_apis_reason() -> None:
-    for status in (401, 403, 422):
-        c, sleeps = client()
+def test_call_maps_an_api_error_to_a_sentence_with_the_apis_reason() -> None:
+    for status in (401, 403, 422, 500):
+        c = client()
         op = failing(status)
         with pytest.raises(do.DOError) as err:
             c.call("create VPC demo", op)
         assert err.value.status == status and f"m{status}" in err.value.message
-        assert len(op.calls) == 1 and sleeps == []
-
-
-# --- Retry-After and backoff -------------------------------------------------
-
-def test_parse_retry_after_seconds_and_http_date() -> None:
-    assert do.parse_retry_after("3") == 3.0
-    assert do.parse_retry_after(" 1.5 ") == 1.5
-    assert do.parse_retry_after("-2") == 0.0
-    assert do.parse_retry_after(None) is None and do.parse_retry_after("") is None
-    assert do.parse_retry_after("soon") is None
-    now = 1_800_000_000.0
-    date = email.utils.formatdate(now + 7, usegmt=True)
-    assert do.parse_retry_after(date, now=now) == pytest.approx(7, abs=1)
-    assert do.parse_retry_after(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
-
-
-def test_backoff_is_exponential_with_jitter_capped_and_yields_to_retry_after() -> None:
-    assert [do.backoff_delay(a, jitter=lambda: 1.0) for a in range(4)] == [1.0, 2.0, 4.0, 8.0]
-    assert do.backoff_delay(2, jitter=lambda: 0.0) == 2.0  # half of 4: jitter spreads 50-100 %
-    assert do.backoff_delay(20, jitter=lambda: 1.0) == do.MAX_RETRY_SLEEP
-    assert do.backoff_delay(3, retry_after=2.0) == 2.0
-    assert do.backoff_delay(0, retry_after=900.0) == do.MAX_RETRY_SLEEP
-
-
-def test_429_honours_retry_after_then_succeeds() -> None:
-    c, sleeps = client()
-    op = failing(429, 429, retry_after="2")
-    assert c.call("list VPCs", op) == (200, {"ok": True})
-    assert sleeps == [2.0, 2.0] and len(op.calls) == 3 and c.retried == 2 and c.attempts == 3
-
-
-def test_5xx_backs_off_exponentially_then_succeeds() -> None:
-    c, sleeps = client()
-    op = failing(500, 502, 503, 504)
-    assert c.call("list VPCs", op)[0] == 200
-    assert sleeps == [1.0, 2.0, 4.0, 8.0]
-
-
-def test_gives_up_after_the_retries_with_a_clear_message() -> None:
-    c, sleeps = client(retries=2)
-    op = failing(500, 500, 500, 500)
-    with pytest.raises(do.DOError) as err:
-        c.call("create Kubernetes cluster demo", op)
-    assert "HTTP 500" in err.value.message and "gave up" in err.value.message
-    assert "create Kubernetes cluster demo" in err.value.message
-    assert len(op.calls) == 3 and len(sleeps) == 2
-
-
-def test_dropped_connections_are_retried() -> None:
-    c, sleeps = client(retries=1)
-    calls = []
-
-    def op(*a: Any, cls: Any = None, **k: Any) -> tuple[int, Any]:
-        calls.append(1)
-        if len(calls) == 1:
-            raise ServiceRequestError("connection refused")
-        return 200, {}
-
-    assert c.call("list VPCs", op) == (200, {}) and sleeps == [1.0]
-
-    def refused(*a: Any, cls: Any = None, **k: Any) -> tuple[int, Any]:
-        raise ServiceRequestError("refused")
-
-    no_retry = client(retries=0)[0]
-    with pytest.raises(do.DOError, match="Could not reach the DigitalOcean API while trying to list VPCs"):
-        no_retry.call("list VPCs", refused)
+        assert len(op.calls) == 1 and c.attempts == 1 and c.retried == 0
 
 
 def test_404_is_returned_not_raised() -> None:
-    assert client()[0].call("read cluster", failing(404))[0] == 404
+    assert client().call("read cluster", failing(404))[0] == 404
+
+
+# --- retries: azure-core's RetryPolicy inside pydo's pipeline, against the fake over HTTP ----------
+
+@pytest.fixture
+def fake_server():
+    server = FakeServer("unit-token").start()
+    yield server
+    server.stop()
+
+
+class Retrying:
+    """A DOClient on the fake whose retry sleeps and warnings are recorded instead of slept and shown."""
+
+    def __init__(self, server: FakeServer, retries: int = 5, endpoint: str | None = None) -> None:
+        self.server = server
+        self.sleeps: list[float] = []
+        self.warnings: list[str] = []
+        self.client = do.DOClient("unit-token", endpoint=endpoint or server.url, retries=retries,
+                                  sleep=self.sleeps.append, warn=self.warnings.append)
+
+    def faults(self, *faults: dict[str, Any]) -> None:
+        self.server.fake.faults = [dict(f) for f in faults]
+
+    def requests(self, method: str, path: str) -> list[int]:
+        return [e["status"] for e in self.server.fake.log if e["method"] == method and e["path"] == path]
+
+    def list_vpcs(self) -> tuple[int, Any]:
+        return self.client.call("list VPCs", self.client.client.vpcs.list)
+
+    def create_vpc(self, name: str = "v") -> tuple[int, Any]:
+        return self.client.call(f"create VPC {name}", self.client.client.vpcs.create,
+                                body={"name": name, "region": "ams3"})
+
+
+def test_429_honours_retry_after_then_succeeds(fake_server) -> None:
+    r = Retrying(fake_server)
+    r.faults({"status": 429, "times": 2, "retry_after": 2, "method": "GET"})
+    assert r.list_vpcs()[0] == 200
+    assert r.requests("GET", "/v2/vpcs") == [429, 429, 200]
+    assert r.sleeps == [2.0, 2.0] and r.client.retried == 2 and r.client.attempts == 3
+    assert r.warnings == ["DigitalOcean answered 429 while trying to list VPCs; retry 1/5 in 2.0s",
+                          "DigitalOcean answered 429 while trying to list VPCs; retry 2/5 in 2.0s"]
+
+
+def test_retry_after_as_an_http_date_and_capped(fake_server) -> None:
+    r = Retrying(fake_server)
+    soon = email.utils.formatdate(time.time() + 7, usegmt=True)
+    r.faults({"status": 503, "times": 1, "retry_after": soon}, {"status": 429, "times": 1, "retry_after": 900})
+    assert r.list_vpcs()[0] == 200
+    assert r.sleeps[0] == pytest.approx(7, abs=1.5)
+    assert r.sleeps[1] == do.MAX_RETRY_SLEEP  # 900 s asked, 60 s waited
+
+
+def test_5xx_backs_off_exponentially_then_succeeds(fake_server) -> None:
+    r = Retrying(fake_server)
+    r.faults({"status": 500, "times": 1}, {"status": 502, "times": 1}, {"status": 503, "times": 1},
+             {"status": 504, "times": 1})
+    assert r.list_vpcs()[0] == 200
+    assert r.requests("GET", "/v2/vpcs") == [500, 502, 503, 504, 200]
+    # azure-core: the first retry at once, then backoff factor * 2 ** (n - 1).
+    assert r.sleeps == [0.0, 2.0, 4.0, 8.0]
+
+
+def test_gives_up_after_the_retries_with_a_clear_message(fake_server) -> None:
+    r = Retrying(fake_server, retries=2)
+    r.faults({"status": 500, "times": 4})
+    with pytest.raises(do.DOError) as err:
+        r.list_vpcs()
+    assert err.value.status == 500 and "HTTP 500" in err.value.message and "gave up" in err.value.message
+    assert "list VPCs" in err.value.message
+    assert r.requests("GET", "/v2/vpcs") == [500, 500, 500] and len(r.sleeps) == 2
+    assert r.client.attempts == 3 and r.client.retried == 2
+
+
+def test_retries_0_sends_one_request(fake_server) -> None:
+    r = Retrying(fake_server, retries=0)
+    r.faults({"status": 429, "times": 1, "retry_after": 1}, {"status": 500, "times": 1})
+    with pytest.raises(do.DOError, match="429"):
+        r.list_vpcs()
+    with pytest.raises(do.DOError, match="HTTP 500"):
+        r.list_vpcs()
+    assert r.requests("GET", "/v2/vpcs") == [429, 500] and r.sleeps == []
+
+
+@pytest.mark.parametrize("status", [401, 403, 422])
+def test_401_403_422_fail_at_once(fake_server, status: int) -> None:
+    r = Retrying(fake_server)
+    r.faults({"status": status, "times": 3})
+    with pytest.raises(do.DOError) as err:
+        r.create_vpc()
+    assert err.value.status == status
+    assert r.requests("POST", "/v2/vpcs") == [status] and r.sleeps == [] and r.client.retried == 0
+
+
+def test_a_create_is_retried_on_429_and_on_500_503_504_only(fake_server) -> None:
+    """POST is not idempotent: azure-core repeats it on 500/503/504 (and on any answer with Retry-After);
+    we add 429, which the rate limiter sends before doing anything. A 502 or a dropped connection is not retried."""
+    r = Retrying(fake_server)
+    r.faults({"status": 429, "times": 1}, {"status": 500, "times": 1}, {"status": 503, "times": 1},
+             {"status": 504, "times": 1})
+    assert r.create_vpc("a")[0] == 201
+    assert r.requests("POST", "/v2/vpcs") == [429, 500, 503, 504, 201]
+    assert len(fake_server.fake.vpcs) == 1
+    r.faults({"status": 502, "times": 1})
+    with pytest.raises(do.DOError, match="HTTP 502"):
+        r.create_vpc("b")
+    assert r.requests("POST", "/v2/vpcs")[-1] == 502 and len(fake_server.fake.vpcs) == 1
+
+
+def test_dropped_connections_are_retried_for_reads_not_for_creates() -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    sleeps: list[float] = []
+    warnings: list[str] = []
+    c = do.DOClient("t", endpoint=f"http://127.0.0.1:{port}", retries=2, sleep=sleeps.append, warn=warnings.append)
+    with pytest.raises(do.DOError, match="Could not reach the DigitalOcean API while trying to list VPCs"):
+        c.call("list VPCs", c.client.vpcs.list)
+    assert sleeps == [0.0, 2.0] and c.attempts == 3
+    assert warnings[0] == "DigitalOcean did not answer while trying to list VPCs; retry 1/2 in 0.0s"
+    with pytest.raises(do.DOError, match="Could not reach the DigitalOcean API while trying to create VPC v"):
+        c.call("create VPC v", c.client.vpcs.create, body={"name": "v", "region": "ams3"})
+    assert sleeps == [0.0, 2.0] and c.attempts == 4
+
+
+def test_the_kubeconfig_read_is_retried_too(fake_server) -> None:
+    r = Retrying(fake_server)
+    status, created = r.client.call("create cluster", r.client.client.kubernetes.create_cluster, body={
+        "name": "u", "region": "ams3", "version": "1.33.1-do.0",
+        "node_pools": [{"name": "p", "size": "s-2vcpu-4gb", "count": 1}]})
+    cid = created["kubernetes_cluster"]["id"]
+    r.faults({"status": 502, "times": 1, "path": "/kubeconfig$"})
+    status, text = r.client.get_text("get kubeconfig", f"/v2/kubernetes/clusters/{cid}/kubeconfig")
+    assert status == 200 and text.startswith("apiVersion: v1") and r.sleeps == [0.0]
 
 
 # --- waiting -----------------------------------------------------------------
@@ -243,22 +313,10 @@ def test_cluster_window_merges_and_pads() -> None:
 
 # --- the real pydo client, over plain HTTP, against the fake --------------------
 
-@pytest.fixture
-def fake_server():
-    server = FakeServer("unit-token").start()
-    yield server
-    server.stop()
-
-
-def test_pydo_client_sends_the_bearer_token_over_http_and_does_not_retry_on_its_own(fake_server) -> None:
+def test_pydo_client_sends_the_bearer_token_over_http(fake_server) -> None:
     c = do.DOClient("unit-token", endpoint=fake_server.url, retries=0)
     status, body = c.call("list VPCs", c.client.vpcs.list)
     assert status == 200 and body["vpcs"] == []
-    fake_server.fake.faults = [{"status": 500, "times": 3}]
-    with pytest.raises(do.DOError, match="HTTP 500"):
-        c.call("list VPCs", c.client.vpcs.list)
-    # azure-core's own RetryPolicy is off: exactly one request reached the server.
-    assert [e["status"] for e in fake_server.fake.log] == [200, 500]
 
 
 def test_pydo_client_wrong_token_maps_to_401_message(fake_server) -> None:
