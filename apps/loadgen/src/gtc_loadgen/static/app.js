@@ -121,7 +121,7 @@ function lines(canvas, t, series, fmt) {
     ctx.strokeStyle = s.color; ctx.lineWidth = s.dash ? 2 : 3; ctx.setLineDash(s.dash ? [8, 6] : []); ctx.beginPath();
     let pen = false;
     s.values.forEach((v, i) => {
-      if (v == null) { pen = false; return; }
+      if (v == null) { if (!s.connect) pen = false; return; }
       const x = X(t[i]), y = H - B - (H - T - B) * Math.min(1, v / max);
       if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y);
       pen = true;
@@ -139,6 +139,7 @@ function lines(canvas, t, series, fmt) {
 // Filled: the server found most of the prompt cached; ring: a miss.
 function dots(canvas, data, now) {
   const g = setup(canvas);
+  g.L = 84;
   const { ctx, W, H, L, R, T, B } = g;
   const all = frontends.flatMap((f) => (data[f.id] || []).map((d) => d[1]));
   const lo = 10, hi = Math.max(1000, niceMax(Math.max(0, ...all)));
@@ -148,7 +149,7 @@ function dots(canvas, data, now) {
     if (v > hi) break;
     const y = Y(v);
     ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
-    ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.fillText(fmtMs(v), L - 6, y);
+    ctx.textAlign = "right"; ctx.textBaseline = "middle"; ctx.fillText(v >= 1000 ? v / 1000 + " s" : v + " ms", L - 8, y);
   }
   if (!all.length) { ctx.fillStyle = COLORS.dim; ctx.textAlign = "center"; ctx.fillText("waiting for follow-ups…", W / 2, H / 2); return; }
   const lane = (W - L - R) / Math.max(1, frontends.length);
@@ -180,8 +181,8 @@ function draw(st) {
     (v) => Math.round(v * 100) + "%", 1);
   const s = st.stats.series;
   lines($("c-ttft"), s.t, [
-    ...frontends.map((f) => ({ name: f.title, color: f.color, values: (s.ttft || {})[f.id] || [] })),
-    ...frontends.map((f) => ({ name: f.title + " turn 1", color: f.color, dash: true, values: (s.ttft_first || {})[f.id] || [] })),
+    ...frontends.map((f) => ({ name: f.title, color: f.color, connect: true, values: (s.ttft || {})[f.id] || [] })),
+    ...frontends.map((f) => ({ name: f.title + " turn 1", color: f.color, dash: true, connect: true, values: (s.ttft_first || {})[f.id] || [] })),
   ], (v) => Math.round(v) + "");
   dots($("c-dots"), st.stats.dots || {}, st.stats.now || (s.t.length ? s.t[s.t.length - 1] : 0));
   // One-second buckets are jumpy at booth rates: show a 5-second average.
@@ -212,7 +213,7 @@ function buildFrontends(list) {
   if (frontends.length > 1) {
     const ab = document.createElement("button");
     ab.id = "route-ab"; ab.textContent = "A/B"; ab.title = "new conversations alternate between the routings";
-    ab.setAttribute("role", "radio");
+    ab.setAttribute("role", "radio"); ab.style.setProperty("--c", COLORS.ink);
     ab.onclick = () => change({ ab: true });
     $("routing-switch").appendChild(ab);
   }
