@@ -17,14 +17,16 @@ def test_the_built_collection_is_lean(tmp_path: Path) -> None:
         names = [m.name for m in tar.getmembers() if m.isfile()]
     tops = {n.split("/")[0] for n in names}
     assert tops <= {"roles", "plugins", "playbooks", "files", "apps", "inventories", "meta", "site.yml",
-                    "README.md", "CHANGELOG.md", "ansible.cfg", "requirements.txt", "requirements.yml",
+                    "README.md", "CHANGELOG.md", "LICENSE", "changelogs", "ansible.cfg", "requirements.txt", "requirements.yml",
                     "MANIFEST.json", "FILES.json"}, sorted(tops)
     for unwanted in ("tests/", "benchmarks/", "molecule/", "inventories/dev/", "inventories/prod/", ".ci/",
                      "__pycache__", ".egg-info", "node_modules"):
         assert not [n for n in names if unwanted in n], unwanted
     assert not [n for n in names if n.endswith((".png", ".pyc"))]
+    # The changelog as generated (the fragments and antsibull-changelog's plugin cache stay in the repository).
+    assert [n for n in names if n.startswith("changelogs/")] == ["changelogs/changelog.yaml", "changelogs/config.yaml"]
     # What a user runs: every role, the plugins, the playbooks, and the app the loadgen role installs.
-    for needed in ("site.yml", "playbooks/site.yml", "playbooks/teardown.yml", "playbooks/validate.yml",
+    for needed in ("LICENSE", "CHANGELOG.md", "site.yml", "playbooks/site.yml", "playbooks/teardown.yml", "playbooks/validate.yml",
                    "roles/_common/defaults/main.yml", "plugins/filter/frontends.py",
                    "apps/loadgen/pyproject.toml", "apps/loadgen/Dockerfile", "inventories/local/group_vars/all.yml",
                    "files/perf_profile/llama_perf_profile.py"):
