@@ -222,7 +222,7 @@ def test_the_checker_refuses_what_the_module_refuses() -> None:
     (stale,) = check_role_outputs("t", {"kubeconfig": "{{ infra__output.kubeconfig_path }}"})
     assert "infra__output has no 'kubeconfig_path'" in stale
     assert check_role_outputs("t", {"kubeconfig": "{{ infra__output.kubeconfig }}"}) == []
-    _, resolved = check_options("t", spec, {"name": "{{ pool }}"})
+    resolved = check_options("t", spec, {"name": "{{ pool }}"})[1]
     errors = ArgumentSpecValidator(spec).validate(resolved).error_messages
     assert any("required" in e for e in errors), errors
 
