@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
 import time
 from typing import Any
 
 import pytest
 from openai_fake_server import MODEL, FakeOpenAI, Reply, chunk, dynamo_routes, fixture_text, models_body, sse
+
+from helpers import run_module_adhoc
 
 from ansible_collections.do_solutions.gtc_demo.plugins.modules import validate_inference
 
@@ -350,18 +350,10 @@ def test_bad_options_fail_before_any_request(fake_openai, run_module, extra, exp
 
 def test_runs_through_ansible_by_its_fqcn(fake_openai):
     """The real path: ansible packs the module and its module_utils with AnsiballZ."""
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     dynamo_routes(fake_openai)
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(repo, 'ansible.cfg'), ANSIBLE_STDOUT_CALLBACK='ansible.builtin.json',
-               ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_NOCOLOR='1')
-    ansible = os.path.join(repo, '.venv', 'bin', 'ansible')
-    proc = subprocess.run(
-        [ansible, 'localhost', '-m', 'do_solutions.gtc_demo.validate_inference',
-         '-a', json.dumps(dict(url=fake_openai.url, model=MODEL, retries=0))],
-        cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    output = json.loads(proc.stdout)
-    result = output['plays'][0]['tasks'][0]['hosts']['localhost']
+    result = run_module_adhoc('do_solutions.gtc_demo.validate_inference', dict(url=fake_openai.url, model=MODEL, retries=0),
+                              timeout=120)
+    assert not result.get('failed'), result
     assert result['changed'] is False
     assert result['models'] == [MODEL]
     assert result['ttft_ms'] > 0 and result['kv_hit_rate'] == 0.0
