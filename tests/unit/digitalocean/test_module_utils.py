@@ -84,11 +84,18 @@ def test_404_is_returned_not_raised() -> None:
 
 # --- retries: azure-core's RetryPolicy inside pydo's pipeline, against the fake over HTTP ----------
 
-@pytest.fixture
-def fake_server():
+@pytest.fixture(scope="module")
+def fake_server_once():
     server = FakeServer("unit-token").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def fake_server(fake_server_once):
+    """The module's one fake, emptied (state, faults, log) for each test."""
+    fake_server_once.fake.reset()
+    return fake_server_once
 
 
 class Retrying:
