@@ -58,6 +58,13 @@ def _get_json(url: str) -> dict[str, Any]:
         return json.loads(resp.read())
 
 
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
 @dataclass
 class ScrapedDemo:
     prometheus: promlib.Prometheus
@@ -94,8 +101,15 @@ def scraped_demo(local_demo: Any, prometheus_binary: str, tmp_path_factory: pyte
     before = _get_json(f"{loadgen_url}/api/state")["settings"]
     prom.start()
     try:
-        # The page's own statistics then cover the same requests as this Prometheus.
+        # The page's statistics and this Prometheus then cover the same requests: nothing in
+        # flight from an earlier test, the page reset, and Prometheus holding a scrape of the
+        # load generator's (zero-initialised) series from before the first request, so that
+        # rate() counts every request (it cannot count what a series held at its first scrape).
+        _post(f"{loadgen_url}/api/settings", {"running": False})
+        _wait(lambda: not sum(_get_json(f"{loadgen_url}/api/state")["active"].values()), 60, "the load to drain")
         _post(f"{loadgen_url}/api/reset", {})
+        prom.wait_for_series('loadgen_requests_total{job="gtc-loadgen"}', timeout=20)
+        time.sleep(2.5)  # two more scrapes (1 s): the counters' values before the load are on record
         t0 = time.time()
         _post(f"{loadgen_url}/api/settings", {**LOAD_SETTINGS, "routing": modes[0], "running": True})
         time.sleep(SECONDS_PER_MODE)
@@ -103,7 +117,7 @@ def scraped_demo(local_demo: Any, prometheus_binary: str, tmp_path_factory: pyte
             _post(f"{loadgen_url}/api/settings", {"routing": mode})
             time.sleep(SECONDS_PER_MODE)
         # Rules are evaluated every scrape interval: make sure the last one saw every mode.
-        prom.wait_for_series(f'routing:loadgen_ttft_turn2plus_seconds:p50_10m{{routing="{modes[-1]}"}}', timeout=20)
+        prom.wait_for_series(f'routing:loadgen_followup_ttft_seconds:p90_5m{{routing="{modes[-1]}"}}', timeout=20)
         yield ScrapedDemo(prom, t0, time.time() - t0, loadgen_url, targets, modes)
     finally:
         try:
