@@ -98,6 +98,75 @@ def cmd_live(args: argparse.Namespace) -> dict:
                     home=args.home, model=args.model)
 
 
+def run_booth(out: Path, replicas_list: list[int], seeds: list[int], gpu: str, ab: bool, duration_s: float,
+              urls: dict[str, str] | None = None, model: str = DEMO_MODEL) -> dict:
+    """The booth preset's closed loop (gtc_bench.booth) in the simulator, per topology and seed, and live
+    against the given frontends (the running demo's, one topology) for the same seeds; headlines computed
+    with the load generator's own definitions (gtc_loadgen.headlines)."""
+    from gtc_bench import booth  # pylint: disable=import-outside-toplevel
+
+    routings = tuple(LIVE_FRONTENDS)
+    results: dict = {"gpu": gpu, "ab": ab, "duration_s": duration_s, "scheduler": sim.EngineSpec(gpu=None).scheduler.__dict__,
+                     "load": {"concurrency": booth.BOOTH_CONCURRENCY, "rate": booth.BOOTH_RATE,
+                              "shape": booth.BOOTH_SHAPE.to_dict()}, "runs": []}
+    for replicas in replicas_list:
+        tp = 8 // replicas
+        for seed in seeds:
+            for routing_set in ((routings,) if ab else tuple((r,) for r in routings)):
+                load = booth.BoothLoad(routings=routing_set, ab=ab, duration_s=duration_s, seed=seed)
+                t0 = time.monotonic()
+                res = booth.simulate(load, replicas, tp, sim.EngineSpec(gpu=gpu), sweep.RECOMMENDED)
+                run = {"topology": f"{replicas}xTP{tp}", "seed": seed, "routings": list(routing_set), "source": "simulator",
+                       "headlines": booth.headlines(res["records"], routing_set), "loop_last_shift_s": res["last_shift_s"],
+                       "seconds": round(time.monotonic() - t0, 2)}
+                results["runs"].append(run)
+                print(f"sim {run['topology']} seed {seed} {'/'.join(routing_set)}: "
+                      + ", ".join(f"{r} p50 {run['headlines'][r]['p50_ms']} p90 {run['headlines'][r]['p90_ms']}" for r in routing_set),
+                      flush=True)
+                if urls and len(replicas_list) == 1:
+                    from gtc_bench import live, stack  # pylint: disable=import-outside-toplevel
+
+                    words = live.demo_vocabulary(stack.DEMO_MODEL_DIR)
+                    before = _loadavg()
+                    t0 = time.monotonic()
+                    recs = asyncio.run(booth.drive(urls, model, load, words, tag=f"booth-{seed}-{time.time_ns()}"))
+                    live.write_records(out / "raw" / f"booth-{run['topology']}-s{seed}-{'-'.join(routing_set)}.json", recs)
+                    results["runs"].append({
+                        "topology": run["topology"], "seed": seed, "routings": list(routing_set), "source": "live",
+                        "headlines": booth.headlines(recs, routing_set),
+                        "server_headlines": booth.headlines(recs, routing_set, ttft_key="server_ttft_ms"),
+                        "errors": sum(1 for r in recs if not r.get("ok")), "load_average": [before, _loadavg()],
+                        "seconds": round(time.monotonic() - t0, 1), "target": dict(urls)})
+                    print(f"live {run['topology']} seed {seed}: " + ", ".join(
+                        f"{r} p50 {results['runs'][-1]['headlines'][r]['p50_ms']} p90 {results['runs'][-1]['headlines'][r]['p90_ms']}"
+                        for r in routing_set) + f" (load average {before} -> {_loadavg()})", flush=True)
+    (out / "booth.json").write_text(json.dumps(results, indent=1, default=str))
+    (out / "booth.md").write_text(report.booth_table(results))
+    return results
+
+
+def _loadavg() -> list[float]:
+    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+
+
+def cmd_booth(args: argparse.Namespace) -> dict:
+    urls = _frontend_urls(args.frontend) if args.frontend else None
+    if urls and len(args.replicas) != 1:
+        raise SystemExit("--frontend drives one running demo: give its --replicas")
+    return run_booth(args.out, args.replicas, args.seeds, args.gpu, not args.single, args.duration, urls, args.model)
+
+
+def _frontend_urls(items: list[str]) -> dict[str, str]:
+    urls = dict(item.split("=", 1) for item in items)
+    if set(urls) != set(LIVE_FRONTENDS):
+        raise SystemExit(f"--frontend ID=URL for each of {sorted(LIVE_FRONTENDS)}")
+    for fid, url in urls.items():  # this is a load generator: loopback targets only
+        if urlparse(url).hostname not in ("127.0.0.1", "localhost"):
+            raise SystemExit(f"{url}: only 127.0.0.1 targets are allowed")
+        urls[fid] = url.rstrip("/")
+    return urls
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     sim_results = report.load(args.out / "simulator.json")
     live_path = args.out / "live.json"
@@ -128,6 +197,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--model", default=DEMO_MODEL, help="the running demo's model (with --frontend)")
         p.add_argument("--home", type=Path, default=BENCH_HOME,
                        help="GTC_DEMO_HOME of the benchmark's stacks, one folder per topology (default %(default)s)")
+    p_booth = sub.add_parser("booth", parents=[common],
+                             help="the booth preset's closed loop: simulator, and live with --frontend -> booth.json")
+    p_booth.add_argument("--replicas", type=int, nargs="+", default=[2, 4], help="topologies (TP = 8/replicas)")
+    p_booth.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p_booth.add_argument("--gpu", choices=("h100", "h200"), default="h100", help="profile (the local demo models H100)")
+    p_booth.add_argument("--single", action="store_true", help="one routing at a time instead of A/B")
+    p_booth.add_argument("--duration", type=float, default=150.0, help="seconds during which conversations start")
+    p_booth.add_argument("--frontend", action="append", metavar="ID=URL",
+                         help="also drive a running demo: kv=URL and round_robin=URL (127.0.0.1), one --replicas")
+    p_booth.add_argument("--model", default=DEMO_MODEL)
     sub.add_parser("report", parents=[common], help="tables and plots from the JSON files")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -135,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         cmd_sim(args)
     elif args.cmd == "live":
         cmd_live(args)
+    elif args.cmd == "booth":
+        cmd_booth(args)
     elif args.cmd == "report":
         cmd_report(args)
     else:

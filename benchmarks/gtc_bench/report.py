@@ -413,3 +413,24 @@ def write_all(results_dir: Path, sim_results: dict, live: dict | None = None) ->
 
 def load(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def booth_table(results: dict[str, Any]) -> str:
+    """booth.json as Markdown: follow-up p50/p90 per routing, misses and the p90 ratio, per run."""
+    rows = []
+    for run in results["runs"]:
+        h = run["headlines"]
+        cells = [run["topology"], str(run["seed"]), run["source"]]
+        for routing in ("kv", "round_robin"):
+            r = h.get(routing)
+            cells += ["–", "–", "–"] if r is None else [_f(r["p50_ms"]), _f(r["p90_ms"]), _pct(r["miss_share"])]
+        ratio = h.get("ratio_p90")
+        cells.append("–" if ratio is None else f"{ratio:.1f}×")
+        load = run.get("load_average")
+        cells.append("–" if not load else f"{load[0][0]:.1f} → {load[1][0]:.1f}")
+        rows.append(cells)
+    mode = "A/B (conversations alternate)" if results["ab"] else "one routing at a time"
+    head = (f"Booth preset, closed loop ({results['load']['concurrency']} conversations, {results['load']['rate']:g} req/s cap), "
+            f"{mode}, profile {results['gpu']}, scheduler {results['scheduler']}. Follow-up TTFT in ms.\n\n")
+    return head + table(["topology", "seed", "source", "KV p50", "KV p90", "KV misses", "RR p50", "RR p90", "RR misses",
+                         "RR/KV p90", "load avg (1 min)"], rows)

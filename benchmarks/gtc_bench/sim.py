@@ -22,6 +22,9 @@ os.environ.setdefault("DYN_LOG", "error")
 
 from perf_profile import llama_perf_profile as perf  # noqa: E402  (after DYN_LOG, which the replay reads)
 
+from gtc_bench import scheduler as scheduler_source  # noqa: E402
+from gtc_bench.scheduler import Scheduler  # noqa: E402
+
 MISS_FRACTION = 0.5  # a follow-up "missed" when less than half its prompt came from cache
 
 
@@ -81,9 +84,13 @@ class EngineSpec:
     profile_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "gtc-bench-profiles")
     # llama_perf_profile's source: "auto" = the measured H200 kernels (H100 derived), "roofline" = the fallback
     source: str = "auto"
+    # The iteration scheduler: the dynamo role's dynamo_scheduler (gtc_bench.scheduler), which the
+    # graph's engine config and the local mocker workers run with too.
+    scheduler: Scheduler = field(default_factory=scheduler_source.load)
 
     def engine_args(self, tp: int) -> dict:
-        engine: dict[str, Any] = {"block_size": perf.BLOCK_SIZE, "backend": "trtllm", "worker_type": "aggregated"}
+        engine: dict[str, Any] = {"block_size": perf.BLOCK_SIZE, "backend": "trtllm", "worker_type": "aggregated",
+                                  **self.scheduler.mocker_engine_args()}
         blocks = self.num_gpu_blocks
         if self.gpu:
             profile = perf.build_profile(self.gpu, tp, self.source)
