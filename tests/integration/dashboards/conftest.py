@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import promlib
+import pytest
 
 # A short load in each routing mode, bounded in time, on 127.0.0.1 only.
 LOAD_SETTINGS = {"concurrency": 4, "rate": 0, "think_min_s": 0.2, "think_max_s": 0.5,

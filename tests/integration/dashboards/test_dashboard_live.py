@@ -19,10 +19,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import promlib
 import pytest
 import yaml
-
-import promlib
 
 pytestmark = pytest.mark.integration
 

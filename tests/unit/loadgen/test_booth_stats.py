@@ -5,8 +5,9 @@ import random
 
 import aiohttp
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from fake_openai import fake_server
 from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gtc_loadgen import headlines
 from gtc_loadgen.client import TurnResult
@@ -17,7 +18,6 @@ from gtc_loadgen.settings import DEFAULT_PRESETS, Settings, SettingsError
 from gtc_loadgen.stats import Stats
 from gtc_loadgen.targets import Targets, frontend
 from gtc_loadgen.topology import Topology
-from fake_openai import fake_server
 
 
 def _res(ttft, prompt=1000, cached=990):
