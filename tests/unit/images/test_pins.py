@@ -10,10 +10,9 @@ import json
 import re
 import tomllib
 
+from helpers import REPO, run_playbook
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-
-from helpers import REPO, run_playbook
 
 APP = REPO / "apps" / "loadgen"
 LOCK_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
@@ -86,7 +85,8 @@ def test_the_image_installs_the_lock_with_hashes_and_pins_nothing_else():
 
 
 def test_the_role_installs_the_locks_pins():
-    run = run_playbook("tests/unit/images/show.yml", "-e", json.dumps({"loadgen_image_tag": "t", "show_role_path": str(REPO / "roles" / "loadgen")}), json_output=True)
+    variables = {"loadgen_image_tag": "t", "show_role_path": str(REPO / "roles" / "loadgen")}
+    run = run_playbook("tests/unit/images/show.yml", "-e", json.dumps(variables), json_output=True)
     assert run.returncode == 0, run.output[-3000:]
     (pins,) = [t.result["msg"] for t in run.tasks() if t.name == "Show the pins"]
     role = {normal(p.partition("==")[0]): p.partition("==")[2] for p in pins}
