@@ -12,21 +12,37 @@ LOCAL_INVENTORY := inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help setup demo teardown rehearse lint sanity cluster-bin pytest unit integration test clean
+.PHONY: help platform-check demo-setup setup demo stop start teardown rehearse lint sanity cluster-bin pytest unit integration test clean
 
 help:
-	@echo "make demo      set up and start the local demo (no cloud, no GPU)"
-	@echo "make teardown  stop the local demo and remove what it made"
+	@echo "make demo      set up and start the local demo (no cloud, no GPU; Linux, Python 3.11-3.13)"
+	@echo "make stop      stop the local demo, keeping what it installed"
+	@echo "make start     start it again (also after a reboot)"
+	@echo "make teardown  stop the local demo and remove everything it made"
 	@echo "make test      run every test (lint, sanity, unit, integration)"
 	@echo "make rehearse ENV=dev   rehearse the cloud deployment here, with no DigitalOcean account"
 
-setup: $(VENV)/.installed $(COLLECTION_LINK)
+# What the demo needs, checked before anything is installed (scripts/check_platform.py).
+platform-check:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; the demo needs Python 3.11-3.13 (make PYTHON=python3.12 demo)" >&2; exit 1; }
+	@$(PYTHON) scripts/check_platform.py
 
-# The tooling venv: Ansible and the test tools, the load generator (editable),
-# and the benchmarks with the perf profile package they import (their tests import both).
-$(VENV)/.installed: requirements/dev.txt apps/loadgen/pyproject.toml benchmarks/pyproject.toml
+# The demo's own venv: ansible-core alone (requirements/demo.txt). The roles
+# build the demo's programs' venvs under $$GTC_DEMO_HOME themselves.
+demo-setup: $(VENV)/.demo-installed $(COLLECTION_LINK)
+
+$(VENV)/.demo-installed: requirements/demo.txt | platform-check
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
+	$(BIN)/python -m pip install -q -r requirements/demo.txt
+	touch $@
+
+setup: $(VENV)/.installed $(COLLECTION_LINK)
+
+# The test tooling on top of the demo's venv: the `ansible` package's
+# collections, the linters and pytest, the load generator (editable), and the
+# benchmarks with the perf profile package they import (their tests import both).
+$(VENV)/.installed: $(VENV)/.demo-installed requirements/dev.txt apps/loadgen/pyproject.toml benchmarks/pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements/dev.txt
 	@if [ -f apps/loadgen/pyproject.toml ]; then $(BIN)/python -m pip install -q -e 'apps/loadgen[test]'; fi
 	$(BIN)/python -m pip install -q --no-deps -e benchmarks
@@ -38,11 +54,22 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
 
-demo: setup
+demo: demo-setup
 	$(BIN)/ansible-playbook site.yml -i $(LOCAL_INVENTORY)
 
-teardown: setup
+# stop shuts supervisord and the demo's programs down and keeps the venvs, the
+# model and the settings; start is site.yml again, which finds everything
+# installed and only starts what is not running.
+stop: demo-setup
+	$(BIN)/ansible-playbook playbooks/stop.yml -i $(LOCAL_INVENTORY)
+
+start: demo
+
+# teardown leaves nothing: the demo's folder ($$GTC_DEMO_HOME, with its venvs),
+# then this checkout's .venv and collection link.
+teardown: demo-setup
 	$(BIN)/ansible-playbook playbooks/teardown.yml -i $(LOCAL_INVENTORY)
+	rm -rf $(VENV) .collections
 
 # The cloud deployment of inventories/$(ENV), rehearsed on this machine (see
 # tests/rehearsal): site.yml, validate.yml, what a real run creates, teardown.

@@ -20,7 +20,7 @@ def test_the_digitalocean_group_is_exactly_the_do_modules() -> None:
 
 
 def test_requires_ansible_is_what_is_tested() -> None:
-    pinned = [line.split("==")[1].split()[0] for line in (REPO / "requirements" / "dev.txt").read_text().splitlines()
+    pinned = [line.split("==")[1].split()[0] for line in (REPO / "requirements" / "demo.txt").read_text().splitlines()
               if line.startswith("ansible-core==")]
     assert pinned and pinned[0].startswith("2.19.")
     assert RUNTIME["requires_ansible"] == ">=2.19.0"

@@ -14,7 +14,7 @@ from helpers import REPO
 
 ROLES = ["infra", "cluster_config", "model_sync", "dynamo", "loadgen", "gateway"]
 # The entry points a caller may name with tasks_from (or main). Anything else is private.
-ENTRY_POINTS = {"main", "validate", "validate_account", "outputs", "verify", "teardown"}
+ENTRY_POINTS = {"main", "validate", "validate_account", "outputs", "verify", "stop", "teardown"}
 # Every role has these.
 REQUIRED_ENTRY_POINTS = {"main", "validate", "outputs", "teardown"}
 INCLUDES = {"ansible.builtin.include_tasks", "ansible.builtin.import_tasks", "include_tasks", "import_tasks"}
