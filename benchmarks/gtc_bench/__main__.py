@@ -151,9 +151,24 @@ def _loadavg() -> list[float]:
 
 def cmd_booth(args: argparse.Namespace) -> dict:
     urls = _frontend_urls(args.frontend) if args.frontend else None
-    if urls and len(args.replicas) != 1:
-        raise SystemExit("--frontend drives one running demo: give its --replicas")
-    return run_booth(args.out, args.replicas, args.seeds, args.gpu, not args.single, args.duration, urls, args.model)
+    if (urls or args.live) and len(args.replicas) != 1:
+        raise SystemExit("--frontend and --live drive one demo: give one --replicas")
+    if not args.live:
+        return run_booth(args.out, args.replicas, args.seeds, args.gpu, not args.single, args.duration, urls, args.model)
+    from gtc_bench import live, stack  # pylint: disable=import-outside-toplevel
+
+    replicas = args.replicas[0]
+    policy = {"overlap_score_credit": sweep.RECOMMENDED.overlap_score_credit,
+              "prefill_load_scale": sweep.RECOMMENDED.prefill_load_scale}
+    # the local demo as make demo brings it up (site.yml -i inventories/local), in a home of its own
+    with stack.RoleStack(args.home / f"booth-{replicas}xTP{8 // replicas}", LIVE_FRONTENDS, replicas=replicas,
+                         tensor_parallel_size=8 // replicas, gpu=args.gpu, router_policy=policy) as booth_stack:
+        asyncio.run(live.wait_for_workers(booth_stack.urls["round_robin"], booth_stack.model, replicas))
+        results = run_booth(args.out, args.replicas, args.seeds, args.gpu, not args.single, args.duration,
+                            booth_stack.urls, booth_stack.model)
+    results["stack_seconds"] = booth_stack.seconds
+    (args.out / "booth.json").write_text(json.dumps(results, indent=1, default=str))
+    return results
 
 
 def _frontend_urls(items: list[str]) -> dict[str, str]:
@@ -207,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p_booth.add_argument("--frontend", action="append", metavar="ID=URL",
                          help="also drive a running demo: kv=URL and round_robin=URL (127.0.0.1), one --replicas")
     p_booth.add_argument("--model", default=DEMO_MODEL)
+    p_booth.add_argument("--live", action="store_true",
+                         help="bring the local demo up (site.yml, as make demo) for one --replicas, drive it, tear it down")
+    p_booth.add_argument("--home", type=Path, default=BENCH_HOME, help="GTC_DEMO_HOME parent of --live's stack")
     sub.add_parser("report", parents=[common], help="tables and plots from the JSON files")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

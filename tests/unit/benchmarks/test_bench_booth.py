@@ -152,3 +152,29 @@ def test_drive_runs_the_closed_loop_on_both_routings():
     assert all(b["ignore_eos"] is True for b in seen_a + seen_b)
     starts = sorted({r["session_id"] for r in recs}, key=lambda s: int(s.rsplit("-", 1)[1]))
     assert len(starts) > load.concurrency  # slots were refilled
+
+
+def test_booth_command_drives_loopback_frontends_only(tmp_path):
+    from gtc_bench import __main__ as cli
+
+    assert cli._frontend_urls(["kv=http://127.0.0.1:8000/", "round_robin=http://localhost:8001"]) == {
+        "kv": "http://127.0.0.1:8000", "round_robin": "http://localhost:8001"}
+    with pytest.raises(SystemExit, match="only 127.0.0.1"):
+        cli._frontend_urls(["kv=http://10.0.0.5:8000", "round_robin=http://127.0.0.1:8001"])
+    with pytest.raises(SystemExit, match="for each of"):
+        cli._frontend_urls(["kv=http://127.0.0.1:8000"])
+    with pytest.raises(SystemExit, match="one --replicas"):
+        cli.main(["booth", "--live", "--replicas", "2", "4", "--out", str(tmp_path)])
+
+
+def test_booth_table_shows_both_routings_ratio_and_load():
+    from gtc_bench import report
+
+    h = {"kv": {"p50_ms": 45.0, "p90_ms": 90.0, "miss_share": 0.0},
+         "round_robin": {"p50_ms": 55.0, "p90_ms": 540.0, "miss_share": 0.29}, "ratio_p90": 6.0}
+    results = {"ab": True, "gpu": "h100", "scheduler": {"max_num_tokens": 8192},
+               "load": {"concurrency": 16, "rate": 4.0},
+               "runs": [{"topology": "2xTP4", "seed": 1, "source": "live", "headlines": h,
+                         "load_average": [[5.5, 5.0, 4.0], [6.25, 5.0, 4.0]]}]}
+    md = report.booth_table(results)
+    assert "| 2xTP4 | 1 | live | 45 | 90 | 0% | 55 | 540 | 29% | 6.0× | 5.5 → 6.2 |" in md
