@@ -64,6 +64,19 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
+def _wait_quiet(loadgen_url: str, timeout: float, quiet_s: float = 3.0) -> None:
+    """Until the load generator records no request for ``quiet_s``."""
+    deadline = time.monotonic() + timeout
+    last = _get_json(f"{loadgen_url}/api/state")["stats"]["totals"]["requests"]
+    while True:
+        time.sleep(quiet_s)
+        now = _get_json(f"{loadgen_url}/api/state")["stats"]["totals"]["requests"]
+        if now == last:
+            return
+        assert time.monotonic() < deadline, "requests still finishing after the load stopped"
+        last = now
+
+
 @dataclass
 class ScrapedDemo:
     prometheus: promlib.Prometheus
@@ -106,6 +119,7 @@ def scraped_demo(local_demo: Any, prometheus_binary: str, tmp_path_factory: pyte
         # rate() counts every request (it cannot count what a series held at its first scrape).
         _post(f"{loadgen_url}/api/settings", {"running": False})
         _wait(lambda: not sum(_get_json(f"{loadgen_url}/api/state")["active"].values()), 60, "the load to drain")
+        _wait_quiet(loadgen_url, 90)  # the turns still in flight answer (retired conversations finish their turn)
         _post(f"{loadgen_url}/api/reset", {})
         prom.wait_for_series('loadgen_requests_total{job="gtc-loadgen"}', timeout=20)
         time.sleep(2.5)  # two more scrapes (1 s): the counters' values before the load are on record
