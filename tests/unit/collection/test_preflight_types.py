@@ -44,3 +44,31 @@ def test_preflight_names_the_frontend_at_fault(tmp_path: Path) -> None:
     assert [t.role for t in failed] == ["do_solutions.gtc_demo._common"]
     assert "gtc_demo_frontends: kv and rr have the same local_port 8000" in failed[0].result["msg"]
     assert not (tmp_path / "home").exists()
+
+
+def test_the_example_inventory_is_refused_until_its_placeholders_are_set(tmp_path: Path) -> None:
+    """inventories/example is for copying: site.yml names every CHANGE-ME left, before anything changes."""
+    home = tmp_path / "home"
+    run = run_playbook("site.yml", inventory="inventories/example", env={"GTC_DEMO_HOME": str(home)}, json_output=True)
+    assert run.returncode != 0
+    (failed,) = run.failed_tasks()
+    assert failed.role == "do_solutions.gtc_demo._common", failed
+    assert failed.result["msg"].startswith(
+        "gtc_demo_environment, gtc_demo_hostname, gtc_demo_image_registry, infra_region, model_sync_k8s_spaces_bucket "
+        "still hold a CHANGE-ME placeholder"), failed.result["msg"]
+    assert not [t for t in run.tasks() if t.changed]
+    assert not home.exists()
+
+
+def test_the_example_inventory_with_its_placeholders_set_passes_the_preflight(tmp_path: Path) -> None:
+    """The same inventory, every CHANGE-ME replaced, gets past _common's checks into the roles' own."""
+    values = {"gtc_demo_environment": "acme", "gtc_demo_hostname": "gtc.acme.example.com",
+              "gtc_demo_image_registry": "registry.digitalocean.com/acme", "infra_region": "nyc2",
+              "model_sync_k8s_spaces_bucket": "acme-models"}
+    vars_file = tmp_path / "vars.json"
+    vars_file.write_text(json.dumps(values))
+    run = run_playbook("site.yml", "-e", f"@{vars_file}", "--tags", "never", inventory="inventories/example",
+                       env={"GTC_DEMO_HOME": str(tmp_path / "home")}, json_output=True)
+    checks = [t for t in run.tasks() if t.name == "Check that no inventory value is still a placeholder"]
+    assert checks and not [t for t in checks if t.failed or t.skipped], run.output[-3000:]
+    assert not [t for t in run.failed_tasks() if t.role == "do_solutions.gtc_demo._common"], run.output[-3000:]
