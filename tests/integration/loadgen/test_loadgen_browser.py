@@ -51,7 +51,7 @@ def test_presenter_page(local_demo, loadgen, chromium_path) -> None:
 
 
 SHOTS = ("loadgen-ab-booth.png", "loadgen-preset-idle.png", "loadgen-preset-busy.png", "loadgen-preset-stress.png",
-         "loadgen-round-robin.png")
+         "loadgen-collecting.png")
 
 
 def _shot(page, name: str, folder: Path = IMAGES) -> None:
@@ -139,7 +139,7 @@ def _drive(page, local_demo, loadgen, expect) -> None:
     st = loadgen.get("/api/state")
     assert not st["settings"]["ab"] and not st["effective"]["alternating"]
     page.wait_for_timeout(6000)
-    _shot(page, "loadgen-round-robin.png")
+    _shot(page, "loadgen-collecting.png")
 
     # Auto mode through its four phases, alternating the routing whatever the switch says.
     for field in ("auto_ramp_s", "auto_steady_s", "auto_high_s", "auto_cooldown_s"):
