@@ -172,19 +172,20 @@ def test_reordered_frontends_and_a_third_reach_the_page_settings_and_metrics(loc
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.goto(local.api.base + "/")
             switch = page.locator("#routing-switch button")
-            expect(switch).to_have_text(["Round-robin", "KV-aware", NASTY])
+            expect(switch).to_have_text(["Round-robin", "KV-aware", NASTY, "A/B"])
             expect(page.locator("#route-round_robin")).to_have_class(re.compile(r"\bon\b"))
             expect(page.locator(".headline .hl-label")).to_have_text(
-                ["Round-robin · follow-up TTFT", "KV-aware · follow-up TTFT", f"{NASTY} · follow-up TTFT", "Speed-up"])
+                ["Round-robin · follow-up TTFT p90", "KV-aware · follow-up TTFT p90", f"{NASTY} · follow-up TTFT p90",
+                 "Follow-up tail (p90) · ratio"])
             page.click("#route-random")
             expect(page.locator("#route-random")).to_have_class(re.compile(r"\bon\b"))
             assert local.api.get("/api/state")["settings"]["routing"] == "random"
             page.click("#btn-start")
-            expect(page.locator("#hl-random")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=30_000)
+            expect(page.locator("#hl-p50-random")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=30_000)
             expect(page.locator("#conv-table .pill").first).to_have_text(NASTY, timeout=20_000)
             page.screenshot(path=str(OUTPUT / "loadgen-three-frontends.png"))
             page.click("#route-kv")
-            expect(page.locator("#hl-kv")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=30_000)
+            expect(page.locator("#hl-p50-kv")).to_have_text(re.compile(r"\d+(\.\d+)? m?s"), timeout=30_000)
             page.click("#btn-stop")
         finally:
             browser.close()
