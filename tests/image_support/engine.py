@@ -32,11 +32,22 @@ def ensure_docker_io() -> str:
     if Path(DOCKERD).exists():
         return DOCKERD
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, env=env)
-    # --no-install-recommends: no apparmor, cgroupfs-mount or git; the engine needs none of them.
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"], check=True,
-                   capture_output=True, env=env)
-    # The package's own service is not wanted (no systemd here, but a policy-rc.d-less install may try).
+    # The package's own service must not start (it would be a system dockerd with the default bridge and
+    # iptables rules): Debian's maintainer scripts ask /usr/sbin/policy-rc.d, and 101 means "not now"
+    # (invoke-rc.d(8)). One the machine already has is left as it is.
+    policy = Path("/usr/sbin/policy-rc.d")
+    ours = not policy.exists()
+    if ours:
+        policy.write_text("#!/bin/sh\n# written by the image tests while they install docker.io\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, env=env)
+        # --no-install-recommends: no apparmor, cgroupfs-mount or git; the engine needs none of them.
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"], check=True,
+                       capture_output=True, env=env)
+    finally:
+        if ours:
+            policy.unlink(missing_ok=True)
     return DOCKERD
 
 
