@@ -91,8 +91,12 @@ cluster-bin:
 	tests/cluster/build
 
 # pytest exits 5 when it collected nothing: that is a failure here, not a pass.
+# Two workers (pytest-xdist): most tests wait on a subprocess, a server or a
+# cluster, so two run in the time of one on CI's two cores. tests/conftest.py
+# keeps the tests of each fixed-name session fixture on one worker.
+PYTEST_WORKERS ?= 2
 pytest: setup
-	$(BIN)/python -m pytest tests $(PYTEST_ARGS); rc=$$?; \
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 unit: PYTEST_ARGS += -m "not integration"

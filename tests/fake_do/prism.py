@@ -6,6 +6,7 @@ time (CI starts from a fresh machine) and reused afterwards.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -34,11 +35,15 @@ def prism_binary() -> Path:
     if npm is None:
         raise RuntimeError("npm is needed to install @stoplight/prism-cli for the DigitalOcean contract tests")
     CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(CACHE),
-         f"@stoplight/prism-cli@{PRISM_VERSION}"],
-        check=True, timeout=600,
-    )
+    # Two test workers (pytest-xdist) may both find it missing: one installs, the other waits.
+    with open(CACHE.parent / f"{CACHE.name}.lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            subprocess.run(
+                [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(CACHE),
+                 f"@stoplight/prism-cli@{PRISM_VERSION}"],
+                check=True, timeout=600,
+            )
     if not binary.exists():
         raise RuntimeError(f"npm did not install prism at {binary}")
     return binary
