@@ -145,6 +145,36 @@ def run_booth(out: Path, replicas_list: list[int], seeds: list[int], gpu: str, a
     return results
 
 
+async def page_run(page_url: str, ab: bool, duration_s: float, drain_s: float = 40.0) -> dict:
+    """The page's own load on the same stack: the booth preset (A/B or the first routing), from a reset, for
+    ``duration_s``; then its headlines as /api/state gives them (gtc_loadgen.headlines over its window)."""
+    import aiohttp  # pylint: disable=import-outside-toplevel
+
+    async with aiohttp.ClientSession() as session:
+        async def post(path: str, body: dict | None = None) -> dict:
+            async with session.post(page_url + path, json=body or {}) as resp:
+                resp.raise_for_status()
+                return await resp.json()
+
+        await post("/api/preset/booth")
+        await post("/api/settings", {"ab": ab})
+        await post("/api/reset")
+        before = _loadavg()
+        await post("/api/settings", {"running": True})
+        await asyncio.sleep(duration_s)
+        await post("/api/settings", {"running": False})
+        await asyncio.sleep(drain_s)  # the turns in flight answer
+        async with session.get(page_url + "/api/state") as resp:
+            state = await resp.json()
+    stats = state.get("stats", {})
+    heads = stats.get("headlines", {})
+    print("page: " + ", ".join(f"{r} p50 {h.get('p50_ms')} p90 {h.get('p90_ms')} misses {h.get('miss_share')}"
+                               for r, h in heads.items()), flush=True)
+    return {"url": page_url, "headlines": heads, "tail_ratio": stats.get("tail_ratio"),
+            "median_ratio": stats.get("median_ratio"), "topology": state.get("topology"),
+            "load_average": [before, _loadavg()], "duration_s": duration_s}
+
+
 def _loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -166,6 +196,9 @@ def cmd_booth(args: argparse.Namespace) -> dict:
         asyncio.run(live.wait_for_workers(booth_stack.urls["round_robin"], booth_stack.model, replicas))
         results = run_booth(args.out, args.replicas, args.seeds, args.gpu, not args.single, args.duration,
                             booth_stack.urls, booth_stack.model)
+        if args.page:
+            page_url = f"http://127.0.0.1:{booth_stack.ports['loadgen']}"
+            results["page"] = asyncio.run(page_run(page_url, not args.single, args.duration))
     results["stack_seconds"] = booth_stack.seconds
     (args.out / "booth.json").write_text(json.dumps(results, indent=1, default=str))
     return results
@@ -225,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p_booth.add_argument("--live", action="store_true",
                          help="bring the local demo up (site.yml, as make demo) for one --replicas, drive it, tear it down")
     p_booth.add_argument("--home", type=Path, default=BENCH_HOME, help="GTC_DEMO_HOME parent of --live's stack")
+    p_booth.add_argument("--page", action="store_true",
+                         help="with --live: then run the page's own load (booth preset) and record its /api/state headlines")
     sub.add_parser("report", parents=[common], help="tables and plots from the JSON files")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -178,3 +178,31 @@ def test_booth_table_shows_both_routings_ratio_and_load():
                          "load_average": [[5.5, 5.0, 4.0], [6.25, 5.0, 4.0]]}]}
     md = report.booth_table(results)
     assert "| 2xTP4 | 1 | live | 45 | 90 | 0% | 55 | 540 | 29% | 6.0× | 5.5 → 6.2 |" in md
+
+
+def test_page_run_sets_the_booth_preset_ab_from_a_reset_and_reads_the_pages_headlines():
+    from gtc_bench import __main__ as cli
+
+    calls: list[tuple[str, dict]] = []
+    heads = {"kv": {"p50_ms": 50.0, "p90_ms": 90.0}, "round_robin": {"p50_ms": 60.0, "p90_ms": 550.0}}
+
+    async def post(request: web.Request) -> web.Response:
+        calls.append((request.path, await request.json()))
+        return web.json_response({})
+
+    async def state(request: web.Request) -> web.Response:
+        calls.append((request.path, {}))
+        return web.json_response({"topology": {"replicas": 2}, "stats": {"headlines": heads, "tail_ratio": {"value": 6.1}}})
+
+    async def go():
+        app = web.Application()
+        for path in ("/api/preset/booth", "/api/settings", "/api/reset"):
+            app.router.add_post(path, post)
+        app.router.add_get("/api/state", state)
+        async with TestServer(app, host="127.0.0.1") as server:
+            return await cli.page_run(str(server.make_url("")).rstrip("/"), True, 0.05, drain_s=0.01)
+    out = asyncio.run(go())
+    assert [c[0] for c in calls] == ["/api/preset/booth", "/api/settings", "/api/reset", "/api/settings", "/api/settings",
+                                     "/api/state"]
+    assert [c[1] for c in calls[1:5]] == [{"ab": True}, {}, {"running": True}, {"running": False}]
+    assert out["headlines"] == heads and out["tail_ratio"] == {"value": 6.1} and out["topology"] == {"replicas": 2}
