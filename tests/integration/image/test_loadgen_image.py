@@ -22,7 +22,9 @@ import yaml
 from helpers import REPO, free_ports, run_playbook
 from image_support.images import images_playbook
 
-pytestmark = pytest.mark.integration
+# One worker runs them all under pytest-xdist (`make test`: -n 2 --dist loadgroup), so the module's
+# engine, registry and build are made once.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("loadgen_image")]
 
 APP = REPO / "apps" / "loadgen" / "src" / "gtc_loadgen"
 CONTAINER = "gtc-loadgen-image-test"
