@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import REPO, VENV_BIN, run_playbook
 
 TAG = "20250102-abc1234"
