@@ -12,7 +12,7 @@ LOCAL_INVENTORY := inventories/local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help platform-check demo-setup setup demo stop start teardown rehearse lint sanity cluster-bin pytest unit integration test clean
+.PHONY: help platform-check demo-setup setup demo stop start teardown rehearse lint sanity cluster-bin image-inputs pytest unit integration test clean
 
 help:
 	@echo "make demo      set up and start the local demo (no cloud, no GPU; Linux, Python 3.11-3.13)"
@@ -105,7 +105,13 @@ unit: pytest
 integration: PYTEST_ARGS += -m integration
 integration: pytest
 
-test: lint sanity cluster-bin pytest
+# The image tests' inputs (a debootstrap stand-in for the Dockerfile's base
+# image and the distribution registry built from the Go module proxy), made
+# once and cached under ~/.cache/gtc-demo, before pytest for the same reason.
+image-inputs: setup
+	$(BIN)/python tests/image_support/prepare.py
+
+test: lint sanity cluster-bin image-inputs pytest
 
 clean:
 	rm -rf $(VENV) .collections tests/output

@@ -8,6 +8,8 @@ demo on the default ports is left alone. The teardown test (marked
 """
 from __future__ import annotations
 
+import atexit
+
 import json
 import shutil
 import tempfile
@@ -35,7 +37,25 @@ REPLICAS = 2
 # `ansible` package's collections: the local demo runs with no collection but
 # this one visible, so a local code path that needs kubernetes.core (or any
 # other) fails here rather than on a newcomer's laptop.
-LEAN_ANSIBLE = {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False", "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".collections")}
+# The one exception is ansible.posix, for the tests' own JSON callback
+# (ansible.builtin.json redirects to it).
+
+
+def _lean_collections() -> Path:
+    """A collections path with this collection and ansible.posix (the callback) only."""
+    import ansible_collections.ansible.posix as posix  # the `ansible` package's, in the tooling venv
+
+    # Outside the checkout (a link back into it would loop any tree walk), one per test process.
+    path = Path(tempfile.mkdtemp(prefix="gtc-lean-collections-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    for link, target in ((path / "ansible_collections" / "do_solutions" / "gtc_demo", REPO),
+                         (path / "ansible_collections" / "ansible" / "posix", Path(posix.__path__[0]))):
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return path
+
+
+LEAN_ANSIBLE = {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "False", "ANSIBLE_COLLECTIONS_PATH": str(_lean_collections())}
 
 
 @dataclass

@@ -96,6 +96,30 @@ def test_second_run_changes_nothing(local_demo) -> None:
     assert sorted(answered) == sorted(local_demo.frontends.values()), answered
 
 
+def test_stop_keeps_what_is_installed_and_start_brings_it_back(local_demo) -> None:
+    """make stop, then make start (site.yml): nothing is rebuilt, and every frontend answers again."""
+    home: Path = local_demo.home
+    venvs = sorted(p.name for p in (home / "venvs").iterdir())
+    stop = local_demo.playbook("playbooks/stop.yml", json_output=True)
+    assert stop.returncode == 0, stop.output[-4000:]
+    assert [t.name for t in stop.tasks() if t.changed] == ["Stop supervisord and every program it runs"]
+    assert processes_mentioning(str(home)) == [], "stop leaves no program of the demo running"
+    assert sorted(p.name for p in (home / "venvs").iterdir()) == venvs, "stop keeps the venvs"
+    again = local_demo.playbook("playbooks/stop.yml", json_output=True)
+    assert again.returncode == 0 and not [t for t in again.tasks() if t.changed], again.output[-4000:]
+    started = time.monotonic()
+    start = local_demo.playbook("site.yml", json_output=True)
+    seconds = time.monotonic() - started
+    assert start.returncode == 0, start.output[-4000:]
+    # Only supervisord's start is a change: no venv, model or program is made again.
+    assert [(t.role, t.name) for t in start.tasks() if t.changed] == [
+        ("do_solutions.gtc_demo.infra", "Run supervisord (reloaded when its configuration changed)")], [
+        (t.role, t.name) for t in start.tasks() if t.changed]
+    for url in local_demo.frontends.values():
+        assert _get_json(f"{url}/v1/models")["data"][0]["id"] == local_demo.model
+    print(f"make start after make stop: {seconds:.0f} s")
+
+
 def test_check_and_diff_mode_on_an_unchanged_demo(local_demo) -> None:
     run = local_demo.playbook("site.yml", "--check", "--diff", json_output=True)
     assert run.returncode == 0, run.output[-4000:]
