@@ -77,8 +77,10 @@ ENV ?= dev
 rehearse: setup cluster-bin
 	$(BIN)/python tests/rehearsal/cli.py --env $(ENV)
 
+# ansible-lint's production profile, then ruff and mypy over the plugins and the app (tests/lint/run).
 lint: setup
 	$(BIN)/ansible-lint --profile production
+	tests/lint/run
 
 sanity: setup
 	tests/sanity/run
