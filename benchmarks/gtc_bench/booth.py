@@ -117,7 +117,7 @@ def ab_rows(started: Sequence[tuple[Planned, float]], shp: shapes.ConversationSh
     """Mooncake rows of the loop (start times fixed), with round-robin conversations re-blocked per label."""
     convs = [dataclasses.replace(p.conv, start_s=start) for p, start in started]
     rows = to_mooncake(convs, shp)
-    rr = {p.conv.conv_id for p, _ in started if p.routing == rr_routing}
+    rr = {p.conv.conv_id for p, _start in started if p.routing == rr_routing}
     rng = random.Random(f"rr-{seed}")
     next_id = 1 + max((h for r in rows for h in r["hash_ids"]), default=0)
     names: dict[tuple[str, int], dict[int, int]] = {}
@@ -158,7 +158,7 @@ def simulate(load: BoothLoad, replicas: int, tp: int, engine: Any, router: Any, 
     shifts = []
     records: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="gtc-booth-") as tmp:
-        for _ in range(passes):
+        for _pass in range(passes):
             started = schedule(load, planned, durations)
             rows = ab_rows(started, load.shape, replicas, load.seed) if load.ab else \
                 to_mooncake([dataclasses.replace(p.conv, start_s=s) for p, s in started], load.shape)
@@ -238,7 +238,7 @@ async def drive(urls: dict[str, str], model: str, load: BoothLoad, words: list[s
             await one(session, p)
 
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        await asyncio.gather(*(slot(session) for _ in range(load.concurrency)))
+        await asyncio.gather(*(slot(session) for _slot in range(load.concurrency)))
     return records
 
 

@@ -43,7 +43,7 @@ REPLICAS = 2
 
 def _lean_collections() -> Path:
     """A collections path with this collection and ansible.posix (the callback) only."""
-    import ansible_collections.ansible.posix as posix  # the `ansible` package's, in the tooling venv
+    from ansible_collections.ansible import posix  # the `ansible` package's, in the tooling venv
 
     # Outside the checkout (a link back into it would loop any tree walk), one per test process.
     path = Path(tempfile.mkdtemp(prefix="gtc-lean-collections-"))

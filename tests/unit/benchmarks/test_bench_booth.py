@@ -43,7 +43,7 @@ def test_schedule_keeps_exactly_concurrency_conversations_going():
     planned = booth.plan(load, 50)
     durations = {p.conv.conv_id: 4.0 for p in planned}
     started = booth.schedule(load, planned, durations)
-    starts = [s for _, s in started]
+    starts = [s for _conv, s in started]
     assert starts[:3] == [p.delay_s for p in planned[:3]]  # the first three fill the slots
     # a fourth starts only when one of the first three ended (4 s), after its own delay
     first_end = min(s + 4.0 for s in starts[:3])
@@ -58,7 +58,7 @@ def test_ab_rows_give_round_robin_its_misses_and_leave_kv_alone():
     planned = booth.plan(load, 30)
     started = booth.schedule(load, planned, {})
     rows = booth.ab_rows(started, load.shape, replicas=2, seed=2)
-    routing = {p.conv.conv_id: p.routing for p, _ in started}
+    routing = {p.conv.conv_id: p.routing for p, _start in started}
     by_session: dict[str, list[dict]] = {}
     for row in rows:
         by_session.setdefault(row["session_id"], []).append(row)
@@ -141,7 +141,7 @@ def test_drive_runs_the_closed_loop_on_both_routings():
 
     async def go():
         active = {"now": 0, "max": 0}  # requests in flight on both servers together
-        async with stream_server(active) as (url_a, seen_a, _), stream_server(active) as (url_b, seen_b, _):
+        async with stream_server(active) as (url_a, seen_a, _stop_a), stream_server(active) as (url_b, seen_b, _stop_b):
             recs = await booth.drive({"kv": url_a, "round_robin": url_b}, "m", load, ["alpha", "bravo"], tag="t")
             return recs, seen_a, seen_b, active["max"]
     recs, seen_a, seen_b, peak = asyncio.run(go())

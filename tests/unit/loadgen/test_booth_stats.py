@@ -146,7 +146,7 @@ def test_ab_mode_keeps_both_routings_live():
             engine.start()
             engine.update({"running": True, **patch})
             seen = []
-            for _ in range(40):
+            for _poll in range(40):
                 await asyncio.sleep(0.05)
                 seen.append(engine.active_by_routing())
             state = engine.state()

@@ -265,10 +265,20 @@ function render(st) {
   $("hl-misses").textContent = shares.length ? shares.map(([f, v]) => f.title + " " + fmtPct(v)).join(" · ") : "–";
   $("t-rps").textContent = stats.rps_10s.toFixed(1);
   $("t-active").textContent = Object.values(st.active).reduce((a, b) => a + b, 0);
-  // Cache hit of the routing in force, on turns 2 and later.
-  $("t-hit-title").textContent = titleOf(set.routing);
-  const hits = (stats.by_turn[set.routing] || []).filter((r) => r.turn >= 2 && r.cache_hit != null);
-  $("t-hit").textContent = hits.length ? fmtPct(hits.reduce((a, r) => a + r.cache_hit, 0) / hits.length) : "–";
+  // Cache hit on turns 2 and later: of the routing in force, or of every routing
+  // side by side while new conversations alternate (A/B, auto mode).
+  const hitOf = (id) => {
+    const hits = (stats.by_turn[id] || []).filter((r) => r.turn >= 2 && r.cache_hit != null);
+    return hits.length ? fmtPct(hits.reduce((a, r) => a + r.cache_hit, 0) / hits.length) : "–";
+  };
+  $("t-hit").classList.toggle("split", !!st.effective.alternating);
+  if (st.effective.alternating) {
+    $("t-hit-title").textContent = "by routing";
+    $("t-hit").textContent = frontends.map((f) => f.title + " " + hitOf(f.id)).join(" · ");
+  } else {
+    $("t-hit-title").textContent = titleOf(set.routing);
+    $("t-hit").textContent = hitOf(set.routing);
+  }
   $("t-errors").textContent = stats.totals.errors;
   $("t-errors").classList.toggle("bad", stats.totals.errors > 0);
   $("btn-start").classList.toggle("on", set.running);
