@@ -178,35 +178,19 @@ def simulate(load: BoothLoad, replicas: int, tp: int, engine: Any, router: Any, 
 
 # --- live ---------------------------------------------------------------------------------------
 
-class _Limiter:
-    """Request starts 1/rate apart across all conversations (the app's RateLimiter)."""
-
-    def __init__(self, rate: float) -> None:
-        self._rate = rate
-        self._next = 0.0
-
-    async def acquire(self) -> None:
-        if self._rate <= 0:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + 1.0 / self._rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 async def drive(urls: dict[str, str], model: str, load: BoothLoad, words: list[str], tag: str,
                 timeout_s: float = 120.0, count: int = 400) -> list[dict]:
     """The loop against live frontends (routing id -> base URL); per-turn records with their routing."""
     import aiohttp  # pylint: disable=import-outside-toplevel
 
     from gtc_loadgen.client import stream_chat  # pylint: disable=import-outside-toplevel
+    from gtc_loadgen.engine import RateLimiter  # pylint: disable=import-outside-toplevel
 
     from gtc_bench.live import _record, _words  # pylint: disable=import-outside-toplevel
 
     queue = list(plan(load, count))
     queue.reverse()
-    limiter = _Limiter(load.rate)
+    limiter = RateLimiter(load.rate)  # the app's own, so the loop paces as the booth does
     records: list[dict] = []
     t0 = time.monotonic()
 
