@@ -28,6 +28,10 @@ def xdist_group_of(module: str, fixturenames: set[str]) -> str:
     return "+".join(used) if used else module
 
 
+# tryfirst: pytest-xdist's worker reads the xdist_group markers in its own
+# pytest_collection_modifyitems; run after it, the groups would go unseen and
+# every test would be scheduled on its own.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     groups = {}
     for item in items:
