@@ -73,8 +73,24 @@ def frontend_itl_totals(base_url: str) -> tuple[float, float]:
     return total["sum"], total["count"]
 
 
-def measure(demo: Any, label: str) -> dict[str, float]:
-    """Median client ITL and the frontend's mean ITL over REQUESTS sequential streams."""
+def measure(demo: Any, label: str, attempts: int = 3) -> dict[str, float]:
+    """Median client ITL and the frontend's mean ITL over REQUESTS sequential streams.
+
+    The frontend's number is a mean, so one stall of the machine (the other test
+    worker, a build) inflates it while the client's median stays put: seen
+    46 ms against a client median of 17 ms. Such a measurement says nothing about
+    the mocker, and is taken again, up to ``attempts`` times; the ratios below
+    are checked on undisturbed ones only.
+    """
+    for attempt in range(1, attempts + 1):
+        result = _measure_once(demo, f"{label} (attempt {attempt})")
+        if result["server_ms"] <= 1.5 * result["client_ms"]:
+            return result
+    pytest.fail(f"{label}: every measurement was disturbed (the frontend's mean ITL stayed over 1.5x the client's "
+                f"median): {result}")
+
+
+def _measure_once(demo: Any, label: str) -> dict[str, float]:
     before = frontend_itl_totals(demo.kv_url)
     client = [stream_itl_ms(demo.kv_url, demo.model, f"{label} question {i}: tell me about routing")
               for i in range(REQUESTS)]
