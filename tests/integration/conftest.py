@@ -9,22 +9,19 @@ demo on the default ports is left alone. The teardown test (marked
 from __future__ import annotations
 
 import atexit
-
 import json
+import os
 import shutil
+import signal
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import os
-import signal
-import time
-import uuid
-
 import pytest
 import yaml
-
 from helpers import REPO, PlaybookRun, cluster_support, free_ports, processes_mentioning, run_playbook
 
 MODEL = "nvidia/Llama-3.1-70B-Instruct-FP8"
