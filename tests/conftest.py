@@ -13,19 +13,39 @@ import pytest
 # its module-scoped fixtures (a rehearsal, a rendered role, a cluster of its
 # own) would otherwise start once per worker, and some modules run ordered
 # stages (the rehearsal: site, rerun, check, teardown). Session fixtures that
-# start something under a fixed name and folder (the test cluster of
-# tests/cluster, the fake DigitalOcean's control plane of tests/integration/infra,
-# the stand-ins' cluster of tests/integration/stand_ins) take every module that
-# uses them onto one worker, so each starts once, as in a serial run. The local
-# demo takes free ports and a home of its own, so each worker that needs it
-# starts its own.
-SHARED_FIXTURES = ("k8s_cluster", "fake_do_cluster", "rehearsal")
+# start one thing per run take every module that uses them onto one worker,
+# and so does any module that shares a module with such a fixture: the groups
+# are the connected components of "uses the same shared fixture".
+# - k8s_cluster, fake_do_cluster and the stand-ins' `rehearsal` start under a
+#   fixed name and folder, so two workers would fight over them.
+# - local_demo could start once per worker (free ports, its own home), but its
+#   teardown test (marked local_demo_teardown, moved to the end) tears down the
+#   demo of the worker it runs on: every module that uses the demo must run
+#   before it, on that worker. A CI run that spread them failed on it (the
+#   validate_inference tests found the demo gone).
+SHARED_FIXTURES = ("k8s_cluster", "fake_do_cluster", "rehearsal", "local_demo")
 
 
-def xdist_group_of(module: str, fixturenames: set[str]) -> str:
-    """The worker group of a test in ``module`` that needs these fixtures."""
-    used = [name for name in SHARED_FIXTURES if name in fixturenames]
-    return "+".join(used) if used else module
+def xdist_groups(modules: dict[str, set[str]]) -> dict[str, str]:
+    """The worker group of each module, from the shared fixtures (or explicit groups) it uses.
+
+    ``modules`` maps a module to the shared fixtures and explicit ``xdist_group``
+    names of its tests. A module that uses none is a group of its own.
+    """
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    for module, shared in modules.items():
+        for name in shared:
+            parent[root(name)] = root(module)
+    members: dict[str, set[str]] = {}
+    for module, shared in modules.items():
+        members.setdefault(root(module), set()).update(shared)
+    return {module: "+".join(sorted(members[root(module)])) or module for module in modules}
 
 
 # tryfirst: pytest-xdist's worker reads the xdist_group markers in its own
@@ -33,12 +53,13 @@ def xdist_group_of(module: str, fixturenames: set[str]) -> str:
 # every test would be scheduled on its own.
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    groups = {}
+    modules: dict[str, set[str]] = {}
     for item in items:
-        module = item.nodeid.split("::")[0]
-        group = xdist_group_of(module, set(getattr(item, "fixturenames", ())))
-        # A module with one test on a shared fixture keeps all its tests in that group.
-        groups[module] = group if group != module else groups.get(module, module)
+        shared = modules.setdefault(item.nodeid.split("::")[0], set())
+        shared.update(name for name in SHARED_FIXTURES if name in getattr(item, "fixturenames", ()))
+        shared.update(f"group:{mark.args[0]}" for mark in item.iter_markers("xdist_group") if mark.args)
+    groups = xdist_groups(modules)
     for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
+        # One mark per test: xdist reads the first; an explicit one is replaced by its component's.
+        item.own_markers = [m for m in item.own_markers if m.name != "xdist_group"]
+        item.add_marker(pytest.mark.xdist_group(groups[item.nodeid.split("::")[0]]))
