@@ -13,9 +13,11 @@ import time
 
 import aiohttp
 
+from .auth import TokenConfigError, token_from_env
 from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
 from .engine import Engine
 from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
+from .persist import FileStore, Keeper
 from .settings import Settings, SettingsError, load_presets, read_json_object
 from .stats import Stats, percentile
 from .targets import Targets, TargetsError, from_flags, from_json
@@ -53,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--topology", default=_env("LOADGEN_TOPOLOGY", ""),
                        help="what the demo runs on (dynamo__output.topology): a JSON object "
                             "{replicas, tensor_parallel, engine, gpu, model}, or a file holding one")
+    serve.add_argument("--state-file", default=_env("LOADGEN_STATE_FILE", ""),
+                       help="keep the presenter's settings in this file across restarts (default: not kept)")
     serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
     serve.add_argument("--followup-model", default=_env("LOADGEN_FOLLOWUP_MODEL", DEFAULT_MODEL))
 
@@ -93,16 +97,22 @@ def _serve(args: argparse.Namespace) -> int:
     from .server import build_app
 
     targets = _targets(args)
+    # From the environment only (argv shows in ps); None: open controls.
+    token = token_from_env()
     seeds = load_seeds(args.corpus or None)
     presets = load_presets(args.presets or None)
-    settings = Settings().patched(read_json_object(args.settings, "--settings")) if args.settings else Settings()
+    initial = read_json_object(args.settings, "--settings") if args.settings else {}
+    settings = Settings().patched(initial)
     # Refused here, before the app starts: a routing that is not a configured frontend.
     settings = settings.for_routings(targets.ids)
     topology = Topology.from_dict(read_json_object(args.topology, "--topology")) if args.topology else None
+    keeper = Keeper(FileStore(args.state_file), initial) if args.state_file else None
     app = build_app(targets, seeds, presets, settings, topology=topology,
-                    followup_base_url=args.followup_url, followup_model=args.followup_model)
-    logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds; frontends %s", args.host, args.port,
-                                     len(seeds), ", ".join(f"{f.id}={f.url}" for f in targets.frontends))
+                    followup_base_url=args.followup_url, followup_model=args.followup_model,
+                    presenter_token=token, keeper=keeper)
+    logging.getLogger(__name__).info("serving on http://%s:%s with %d seeds; frontends %s; controls %s", args.host,
+                                     args.port, len(seeds), ", ".join(f"{f.id}={f.url}" for f in targets.frontends),
+                                     "need the presenter token" if token else "open (no presenter token set)")
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
     return 0
 
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bench":
             print(json.dumps(asyncio.run(_bench(args))))
             return 0
-    except (CorpusError, SettingsError, TargetsError, ValueError, OSError) as exc:
+    except (CorpusError, SettingsError, TargetsError, TokenConfigError, ValueError, OSError) as exc:
         print(f"gtc-loadgen: {exc}", file=sys.stderr)
         return 2
     return 1

@@ -27,7 +27,8 @@ class TurnRecord:
         }
         if r is not None:
             out.update(
-                ok=r.ok, answer=r.text, error=r.error, error_kind=r.error_kind,
+                # A turn whose request failed (a frontend restarting, a worker lost): the viewer marks it.
+                ok=r.ok, affected=not r.ok, answer=r.text, error=r.error, error_kind=r.error_kind,
                 ttft_ms=_r(r.ttft_ms), itl_ms=_r(r.itl_ms), latency_ms=_r(r.latency_ms),
                 server_ttft_ms=_r(r.server_ttft_ms), cache_hit=_r(r.cache_hit, 3),
                 kv_hit_rate=_r(r.kv_hit_rate, 3), cached_tokens=r.cached_tokens,
@@ -72,6 +73,10 @@ class Conversation:
         return [Exchange(t.question, t.result.text) for t in self.turns if t.result is not None and t.result.ok]
 
     @property
+    def failed_turns(self) -> int:
+        return sum(1 for t in self.turns if t.result is not None and not t.result.ok)
+
+    @property
     def next_turn(self) -> int:
         return len(self.turns) + 1
 
@@ -85,7 +90,8 @@ class Conversation:
             "id": self.id, "title": self.seed.title, "routing": self.routing, "status": self.status,
             "turns_planned": self.turns_planned, "turns_done": len(self.turns), "created_at": self.created_at,
             "ttft_ms": [_r(x) for x in ttfts],
-            "errors": sum(1 for t in self.turns if t.result is not None and not t.result.ok),
+            "errors": self.failed_turns,
+            "affected": self.failed_turns > 0,
         }
 
     def detail(self) -> dict[str, Any]:

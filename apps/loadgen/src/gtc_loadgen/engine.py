@@ -7,6 +7,7 @@ import itertools
 import logging
 import random
 import time
+from collections.abc import Callable
 
 import aiohttp
 
@@ -63,8 +64,11 @@ class Engine:
         *,
         rng: random.Random | None = None,
         topology: Topology | None = None,
+        on_change: Callable[[Settings], None] | None = None,
     ) -> None:
         self.topology = topology
+        # Called with the new settings after every accepted change (persist.Keeper.save).
+        self.on_change = on_change
         self.targets = targets
         self.session = session
         self.seeds = seeds
@@ -106,6 +110,8 @@ class Engine:
             self.auto_phase = None
         self.settings = new
         self._reconcile()
+        if self.on_change is not None:
+            self.on_change(new)
 
     def effective(self) -> tuple[int, float]:
         """(concurrency, rate) in force now: auto mode's schedule or the manual controls."""
@@ -258,11 +264,14 @@ class Engine:
         messages = conv.messages_for(question)
         record = TurnRecord(index=n, question=question, question_source=source, started_at=time.time())
         conv.turns.append(record)
+        self.stats.sent(conv.routing)
         record.result = await stream_chat(
             self.session, self.targets.url(conv.routing), self.targets.model, messages,
             max_tokens=self.settings.max_tokens, timeout_s=self.targets.request_timeout_s,
         )
-        self.stats.record(conv.routing, n, record.result)
+        # A conversation's first failed turn makes it one of the routing's affected conversations.
+        first_failure = not record.result.ok and conv.failed_turns == 1
+        self.stats.record(conv.routing, n, record.result, first_failure=first_failure)
 
     # -- views ------------------------------------------------------------------------
     def state(self) -> dict:

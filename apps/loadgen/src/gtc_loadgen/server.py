@@ -12,9 +12,11 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from .auth import PresenterAuth
 from .corpus import Seed
 from .engine import Engine
 from .followup import FollowupWriter
+from .persist import Keeper
 from .settings import Preset, Settings, SettingsError
 from .stats import Stats
 from .targets import Targets
@@ -22,6 +24,8 @@ from .topology import Topology
 
 log = logging.getLogger(__name__)
 ENGINE: web.AppKey[Engine] = web.AppKey("engine", Engine)
+AUTH: web.AppKey[PresenterAuth] = web.AppKey("auth", PresenterAuth)
+KEEPER: web.AppKey[Keeper | None] = web.AppKey("keeper")
 STATIC = Path(str(resources.files("gtc_loadgen") / "static"))
 
 
@@ -56,7 +60,14 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def get_state(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    return web.json_response({**engine.state(), "stats": engine.stats.snapshot()})
+    keeper = request.app[KEEPER]
+    return web.json_response({
+        **engine.state(), "stats": engine.stats.snapshot(),
+        # Whether the controls need the presenter token (never the token itself).
+        "auth": {"required": request.app[AUTH].required},
+        # Where the settings are kept across a restart (None: they are not), and the last write's error.
+        "persistence": None if keeper is None else {"store": keeper.store.describe(), "error": keeper.last_error},
+    })
 
 
 async def post_settings(request: web.Request) -> web.Response:
@@ -105,8 +116,17 @@ def build_app(
     followup_base_url: str,
     followup_model: str,
     connection_limit: int = 1024,
+    presenter_token: str | None = None,
+    keeper: Keeper | None = None,
 ) -> web.Application:
-    app = web.Application()
+    """The app; ``presenter_token`` (None: open controls) guards every method but GET/HEAD/OPTIONS,
+    and ``keeper`` keeps the settings across a restart (read here, written after each change)."""
+    auth = PresenterAuth(presenter_token)
+    app = web.Application(middlewares=[auth.middleware])
+    app[AUTH] = auth
+    app[KEEPER] = keeper
+    if keeper is not None:
+        settings = keeper.load(settings, targets.ids)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         # One pooled session for the load; keep-alive connections avoid a TCP
@@ -116,7 +136,8 @@ def build_app(
         session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
         side = aiohttp.ClientSession()
         writer = FollowupWriter(side, base_url=followup_base_url, model=followup_model)
-        engine = Engine(targets, session, seeds, writer, Stats(), presets, settings, topology=topology)
+        engine = Engine(targets, session, seeds, writer, Stats(), presets, settings, topology=topology,
+                        on_change=None if keeper is None else keeper.save)
         app[ENGINE] = engine
         engine.start()
         yield

@@ -132,6 +132,39 @@ class HeadlineCollector(Collector):
 
 
 @dataclass
+class RoutingCounts:
+    """What one routing's frontend did with the requests sent to it, for a fault test or the page.
+
+    ``sent`` counts requests when they leave, ``ok`` and ``failed`` when they end (the rest are in
+    flight). An outage starts with a failure after a success (or the first request failing) and
+    ends with the next success: ``down_since`` is its first failure while it lasts, ``last_down_s``
+    how long the last one lasted (first failure to first success), ``outages`` how many ended.
+    """
+
+    sent: int = 0
+    ok: int = 0
+    failed: int = 0
+    failed_by_kind: dict[str, int] = field(default_factory=dict)
+    # Conversations of this routing with at least one failed turn (each failed turn is marked
+    # ``affected`` in the conversation viewer).
+    affected_conversations: int = 0
+    down_since: float | None = None
+    last_down_s: float | None = None
+    outages: int = 0
+    last_ok_at: float | None = None
+    last_error_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent, "ok": self.ok, "failed": self.failed, "in_flight": self.sent - self.ok - self.failed,
+            "failed_by_kind": dict(self.failed_by_kind), "affected_turns": self.failed,
+            "affected_conversations": self.affected_conversations,
+            "down_since": self.down_since, "last_down_s": _round(self.last_down_s, 2), "outages": self.outages,
+            "last_ok_at": self.last_ok_at, "last_error_at": self.last_error_at,
+        }
+
+
+@dataclass
 class _Bucket:
     t: int
     requests: int = 0
@@ -164,6 +197,7 @@ class Stats:
         self.errors_by_kind: dict[str, int] = {}
         self.last_errors: deque[dict[str, Any]] = deque(maxlen=20)
         self.followups: dict[str, deque[headlines.Followup]] = {}
+        self.counts: dict[str, RoutingCounts] = {}
         self.metrics = Metrics()
         self.metrics.registry.register(HeadlineCollector(self))
         self.started = time.time()
@@ -175,6 +209,12 @@ class Stats:
             if routing not in self.routings:
                 self.routings.append(routing)
                 self.metrics.init_routing(routing)
+            self.counts.setdefault(routing, RoutingCounts())
+
+    def sent(self, routing: str) -> None:
+        """A request of ``routing`` leaves (``record`` counts how it ended)."""
+        self.track((routing,))
+        self.counts[routing].sent += 1
 
     def _bucket(self, now: float) -> _Bucket:
         sec = int(now)
@@ -187,9 +227,12 @@ class Stats:
         while len(self.conversations) > self.max_conversations:
             self.conversations.popitem(last=False)
 
-    def record(self, routing: str, turn: int, res: TurnResult, now: float | None = None) -> None:
+    def record(self, routing: str, turn: int, res: TurnResult, now: float | None = None, *,
+               first_failure: bool = False) -> None:
+        """One finished request; ``first_failure``: the first failed turn of its conversation."""
         now = time.time() if now is None else now
         self.track((routing,))
+        self._count(self.counts[routing], res, now, first_failure)
         b = self._bucket(now)
         b.requests += 1
         self.totals["requests"] += 1
@@ -235,6 +278,25 @@ class Stats:
             missed = headlines.is_miss(res.prompt_tokens, res.cached_tokens)
             m.followups.labels(routing, "miss" if missed else "hit").inc()
             m.recomputed.labels(routing).inc(headlines.recomputed_tokens(res.prompt_tokens, res.cached_tokens))
+
+    @staticmethod
+    def _count(c: RoutingCounts, res: TurnResult, now: float, first_failure: bool) -> None:
+        if res.ok:
+            c.ok += 1
+            c.last_ok_at = now
+            if c.down_since is not None:
+                c.last_down_s = now - c.down_since
+                c.down_since = None
+                c.outages += 1
+            return
+        c.failed += 1
+        kind = res.error_kind or "unknown"
+        c.failed_by_kind[kind] = c.failed_by_kind.get(kind, 0) + 1
+        c.last_error_at = now
+        if c.down_since is None:
+            c.down_since = now
+        if first_failure:
+            c.affected_conversations += 1
 
     def _followups(self, routing: str) -> deque[headlines.Followup]:
         ring = self.followups.get(routing)
@@ -327,6 +389,8 @@ class Stats:
             "now": round(now, 3),
             "totals": dict(self.totals),
             "errors_by_kind": dict(self.errors_by_kind),
+            # Per routing: sent, ok, failed (by kind), affected turns and conversations, outages.
+            "requests_by_routing": {r: self.counts[r].to_dict() for r in self.routings if r in self.counts},
             "last_errors": list(self.last_errors)[-5:],
             "rps_10s": round(sum(b.requests for b in recent) / window, 2),
             "by_turn": self.by_turn(),
@@ -352,6 +416,9 @@ class Stats:
         self.totals = {"requests": 0, "errors": 0}
         self.errors_by_kind.clear()
         self.last_errors.clear()
+        # Requests in flight still end after the reset: they stay counted as sent.
+        for routing, c in list(self.counts.items()):
+            self.counts[routing] = RoutingCounts(sent=c.sent - c.ok - c.failed)
 
 
 def _round(x: float | None, nd: int = 1) -> float | None:

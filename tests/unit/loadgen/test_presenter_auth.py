@@ -1,0 +1,142 @@
+"""The presenter token: every state-changing request needs it, reads stay open, wrong ones are limited."""
+
+import asyncio
+import logging
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gtc_loadgen.auth import FailureLimiter, TokenConfigError, token_from_env
+from gtc_loadgen.corpus import load_seeds
+from gtc_loadgen.server import build_app
+from gtc_loadgen.settings import DEFAULT_PRESETS, Settings
+from gtc_loadgen.targets import Targets, frontend
+
+SEEDS = load_seeds(None)
+TOKEN = "s3cret-presenter-token-\u00e9"  # not ASCII: compared as bytes
+READS = ["/", "/healthz", "/metrics", "/api/state", "/api/conversations", "/static/app.js"]
+
+
+def _app(token):
+    targets = Targets((frontend("kv", "http://127.0.0.1:9"), frontend("round_robin", "http://127.0.0.1:9")), "m")
+    return build_app(targets, SEEDS, dict(DEFAULT_PRESETS), Settings(), followup_base_url="http://127.0.0.1:9/v1",
+                     followup_model="x", presenter_token=token)
+
+
+def _routes_that_change_state(app):
+    """Every route of the app that is not a read: the test must cover each one the server has."""
+    return sorted({(r.method, r.resource.canonical) for r in app.router.routes()
+                   if r.method not in ("GET", "HEAD", "OPTIONS")})
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_every_state_changing_route_needs_the_token_and_reads_stay_open(caplog):
+    async def go():
+        app = _app(TOKEN)
+        routes = _routes_that_change_state(app)
+        out = {"routes": routes, "refused": {}, "reads": {}}
+        async with TestClient(TestServer(app)) as client:
+            for _method, path in routes:
+                concrete = path.replace("{name}", "booth")
+                resp = await client.post(concrete, json={})
+                out["refused"][concrete] = (resp.status, await resp.json(), resp.headers.get("WWW-Authenticate"))
+            for path in READS:
+                out["reads"][path] = (await client.get(path)).status
+            state = await (await client.get("/api/state")).json()
+            out["auth"] = state["auth"]
+            out["settings_before"] = state["settings"]["concurrency"]
+            ok = await client.post("/api/settings", json={"concurrency": 3},
+                                   headers={"Authorization": f"Bearer {TOKEN}"})
+            out["ok"] = (ok.status, (await ok.json())["settings"]["concurrency"])
+            lower = await client.post("/api/reset", json={}, headers={"Authorization": f"bearer {TOKEN}"})
+            out["lower"] = lower.status
+        return out
+    with caplog.at_level(logging.WARNING, logger="gtc_loadgen.auth"):
+        out = _run(go())
+    # The server's routes that change state, as found in server.py: a new one is covered here too.
+    assert out["routes"] == [("POST", "/api/preset/{name}"), ("POST", "/api/reset"), ("POST", "/api/settings")]
+    for path, (status, body, challenge) in out["refused"].items():
+        assert status == 401, path
+        assert body == {"error": "presenter token required: this control needs 'Authorization: Bearer <token>'",
+                        "auth": "required"}, path
+        assert challenge.startswith("Bearer"), path
+    assert all(status == 200 for status in out["reads"].values()), out["reads"]
+    assert out["auth"] == {"required": True}
+    assert out["settings_before"] == 16 and out["ok"] == (200, 3) and out["lower"] == 200
+    # Refusals are logged with the address and the path, never with a token.
+    assert any("presenter token missing from 127.0.0.1 for POST /api/settings" in r.getMessage()
+               for r in caplog.records)
+    assert TOKEN not in caplog.text
+
+
+def test_a_wrong_token_is_refused_logged_without_it_and_rate_limited(caplog):
+    async def go():
+        app = _app(TOKEN)
+        statuses = []
+        async with TestClient(TestServer(app)) as client:
+            for i in range(7):
+                resp = await client.post("/api/settings", json={"concurrency": 5},
+                                         headers={"Authorization": f"Bearer wrong-guess-{i}"})
+                statuses.append((resp.status, (await resp.json())["auth"], resp.headers.get("Retry-After")))
+            # Once limited, even the right token waits: no comparison tells right from wrong.
+            right = await client.post("/api/settings", json={"concurrency": 5},
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+            limited_right = right.status
+            state = await (await client.get("/api/state")).json()
+        return statuses, limited_right, state["settings"]["concurrency"]
+    with caplog.at_level(logging.WARNING, logger="gtc_loadgen.auth"):
+        statuses, limited_right, concurrency = _run(go())
+    assert statuses[:5] == [(401, "wrong", None)] * 5
+    assert [s[:2] for s in statuses[5:]] == [(429, "rate_limited")] * 2
+    assert all(int(s[2]) >= 1 for s in statuses[5:])
+    assert limited_right == 429 and concurrency == 16
+    assert "wrong presenter token from 127.0.0.1 for POST /api/settings" in caplog.text
+    assert "wrong-guess" not in caplog.text and TOKEN not in caplog.text
+
+
+def test_without_a_token_the_controls_are_open():
+    async def go():
+        app = _app(None)
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.post("/api/settings", json={"concurrency": 4})
+            state = await (await client.get("/api/state")).json()
+            return resp.status, state["auth"], state["settings"]["concurrency"]
+    assert _run(go()) == (200, {"required": False}, 4)
+
+
+def test_the_limiter_refills_and_forgets_the_oldest_address():
+    now = [0.0]
+    lim = FailureLimiter(burst=2, refill_per_s=0.5, max_clients=2, clock=lambda: now[0])
+    lim.failed("a")
+    lim.failed("a")
+    assert lim.retry_after("a") == 2
+    now[0] = 2.0
+    assert lim.retry_after("a") == 0
+    lim.failed("b")
+    lim.failed("c")  # three addresses, room for two: "a" is forgotten
+    assert set(lim._buckets) == {"b", "c"}
+
+
+def test_the_token_comes_from_the_environment_or_its_file(tmp_path):
+    assert token_from_env({}) is None
+    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": " "}) is None
+    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": "abc\n"}) == "abc"
+    f = tmp_path / "token"
+    f.write_text("from-file\n")
+    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(f)}) == "from-file"
+    # A named file that is gone or empty refuses to start rather than opening the controls.
+    with pytest.raises(TokenConfigError, match="cannot be read"):
+        token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(tmp_path / "gone")})
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(TokenConfigError, match="is empty"):
+        token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(tmp_path / "empty")})
+
+
+def test_the_command_line_has_no_token_option():
+    from gtc_loadgen.__main__ import _parser
+
+    serve = _parser()._subparsers._group_actions[0].choices["serve"]
+    assert not [a for a in serve._actions if "token" in " ".join(a.option_strings)]
