@@ -39,10 +39,16 @@ class PlaybookRun:
     output: str
     stdout: str = ""
 
+    def json_document(self) -> dict[str, Any]:
+        """The JSON callback's document. With -v..-vvvv Ansible prints its verbose lines on
+        stdout first; the document is what follows the last line that is a lone "{"."""
+        start = 0 if self.stdout.startswith("{") else self.stdout.rfind("\n{\n") + 1
+        return json.loads(self.stdout[start:])
+
     def tasks(self) -> list[TaskResult]:
         """Every task's result, in order (needs ``run_playbook(..., json_output=True)``)."""
         try:
-            document = json.loads(self.stdout)
+            document = self.json_document()
         except ValueError as err:
             raise AssertionError(f"not the JSON callback's output ({err}):\n{self.output[-3000:]}") from None
         results: list[TaskResult] = []
@@ -62,8 +68,8 @@ class PlaybookRun:
     @property
     def recap(self) -> dict[str, int]:
         """Counters of the PLAY RECAP line for localhost (ok, changed, failed, ...)."""
-        if self.stdout.lstrip().startswith("{"):
-            stats = json.loads(self.stdout)["stats"]["localhost"]
+        if self.stdout.lstrip().startswith("{") or "\n{\n" in self.stdout:
+            stats = self.json_document()["stats"]["localhost"]
             return {**stats, "failed": stats.get("failures", 0)}
         lines = [ln for ln in self.output.splitlines() if ln.startswith("localhost") and "ok=" in ln]
         if not lines:

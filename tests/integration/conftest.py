@@ -77,10 +77,11 @@ class LocalDemo:
     def round_robin_url(self) -> str:
         return self.frontends["round_robin"]
 
-    def playbook(self, playbook: str, *extra: str, json_output: bool = False) -> PlaybookRun:
+    def playbook(self, playbook: str, *extra: str, json_output: bool = False,
+                 env: dict[str, str] | None = None) -> PlaybookRun:
         run = run_playbook(
-            playbook, "-e", f"@{self.extra_vars_file}", *extra, env={"GTC_DEMO_HOME": str(self.home), **LEAN_ANSIBLE},
-            json_output=json_output,
+            playbook, "-e", f"@{self.extra_vars_file}", *extra,
+            env={**(env or {}), "GTC_DEMO_HOME": str(self.home), **LEAN_ANSIBLE}, json_output=json_output,
         )
         self.runs.append(run)
         return run

@@ -60,14 +60,37 @@ OVERLAY_KEYS = (
 LOADGEN_SERVICE = ("gtc-demo", "loadgen", 3000)
 GRAFANA_SERVICE = ("monitoring", "kube-prometheus-stack-grafana", 80)
 
-# Secrets a dev run reads from the environment; fake values the tests look for in every output.
+# Secrets a dev run reads from the environment; a distinct fake value for each, which the tests
+# look for in every output, in the state directory and in every object of the cluster but Secrets.
 FAKE_SECRETS = {
     "DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_rehearsal_token_5eed",
     "HF_TOKEN": "hf_rehearsal_token_0b5e",
     "SPACES_ACCESS_KEY_ID": "DO00REHEARSALKEY",
     "SPACES_SECRET_ACCESS_KEY": "spaces_rehearsal_secret_77c1",
     "GRADIENT_API_KEY": "gradient_rehearsal_key_a1a1",
+    "GTC_PRESENTER_TOKEN": "presenter_rehearsal_token_9c3d",
 }
+
+
+def secret_forms(value: str) -> tuple[str, ...]:
+    """How a secret's value may show: as itself, or base64-encoded as in a Secret's data."""
+    import base64  # pylint: disable=import-outside-toplevel
+
+    return (value, base64.b64encode(value.encode()).decode())
+
+
+def files_holding(root: Path, values: dict[str, str]) -> dict[str, list[str]]:
+    """Files under ``root`` that hold a value (in any of its forms), by the variable's name."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for name, value in values.items():
+            if any(form.encode() in data for form in secret_forms(value)):
+                found.setdefault(name, []).append(str(path.relative_to(root)))
+    return found
 
 # Upstream chart archives the roles install (dynamo-platform comes from tests/stand_ins).
 UPSTREAM_CHARTS = (
@@ -284,9 +307,9 @@ class Rehearsal:
                               env=self.env(drop), timeout=timeout, wrapper=self._resolver(), json_output=json_output)
         result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
         self.runs.append(result)
-        for value in FAKE_SECRETS.values():
-            if value in result.output:
-                raise AssertionError(f"a secret's value reached the output of {playbook}")
+        for name, value in FAKE_SECRETS.items():
+            if any(form in result.output for form in secret_forms(value)):
+                raise AssertionError(f"{name}'s value reached the output of {playbook}")
         log(f"{playbook} {' '.join(args)}: rc={result.returncode} in {result.seconds:.0f}s")  # type: ignore[attr-defined]
         return result
 
@@ -326,6 +349,38 @@ class Rehearsal:
                 names.append(f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name)
             if names:
                 found[kind] = sorted(names)
+        return found
+
+    def objects_holding_secrets(self, in_secrets: bool = False) -> dict[str, list[str]]:
+        """Objects of any listable kind, Secrets aside, whose body holds a FAKE_SECRETS value
+        (``in_secrets``: the Secrets that do, where each value is meant to arrive).
+
+        A Secret is where a credential belongs; anywhere else (a ConfigMap, a pod's env
+        ``value:``, an annotation such as last-applied-configuration, a Helm-made object)
+        the API server shows it to whoever may read that kind.
+        """
+        from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
+        from kubernetes.dynamic.exceptions import DynamicApiError  # pylint: disable=import-outside-toplevel
+
+        dyn = dynamic.DynamicClient(self.cluster.api_client())
+        found: dict[str, list[str]] = {}
+        seen: set[tuple[str, str]] = set()
+        for resource in dyn.resources.search():
+            if (resource.group_version, resource.kind) in seen or "list" not in (resource.verbs or []) \
+                    or "/" in resource.name or resource.kind.endswith("List") \
+                    or (resource.kind == "Secret") != in_secrets:
+                continue
+            seen.add((resource.group_version, resource.kind))
+            try:
+                items = resource.get().items
+            except DynamicApiError:
+                continue
+            for item in items:
+                body = json.dumps(item.to_dict(), default=str)
+                for name, value in FAKE_SECRETS.items():
+                    if any(form in body for form in secret_forms(value)):
+                        meta = item.metadata
+                        found.setdefault(name, []).append(f"{resource.kind}/{meta.namespace or ''}/{meta.name}")
         return found
 
     def _uids(self) -> set[str]:

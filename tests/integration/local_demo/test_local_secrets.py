@@ -1,0 +1,43 @@
+"""No secret reaches the local demo's output, state directory or logs (issue 16).
+
+A distinct fake value goes into every secret variable a user may have exported
+(the same names as the rehearsal's, tests/rehearsal/harness.py), then
+`site.yml -vvv` runs on the running demo: at -vvv Ansible prints every module's
+arguments and results, so a task that handles a secret without no_log shows it.
+The output, every file under the demo's home (its state: configs, logs,
+supervisord's files) and every log are searched for each value, as itself and
+base64-encoded.
+"""
+from __future__ import annotations
+
+import pytest
+from rehearsal.harness import files_holding, secret_forms
+
+pytestmark = pytest.mark.integration
+
+SENTINELS = {
+    "DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_local_sentinel_41d2",
+    "DIGITALOCEAN_TOKEN": "dop_v1_local_sentinel_41d3",
+    "HF_TOKEN": "hf_local_sentinel_7f0a",
+    "SPACES_ACCESS_KEY_ID": "DO00LOCALSENTINEL",
+    "SPACES_SECRET_ACCESS_KEY": "spaces_local_sentinel_c0de",
+    "GRADIENT_API_KEY": "gradient_local_sentinel_b2b2",
+    "GTC_PRESENTER_TOKEN": "presenter_local_sentinel_e5e5",
+}
+# The follow-up writer would call DigitalOcean with a key set: keep it on a closed local port.
+NO_EGRESS = ("-e", "loadgen_followup_url=http://127.0.0.1:9/v1")
+
+
+def test_site_vvv_writes_no_secret_to_its_output_or_the_state_directory(local_demo) -> None:
+    run = local_demo.playbook("site.yml", "-vvv", *NO_EGRESS, env=SENTINELS)
+    try:
+        assert run.returncode == 0, run.output[-4000:]
+        assert "-vvv" in run.args and "EXEC" in run.output, "not a verbose run"
+        leaked = sorted(name for name, value in SENTINELS.items()
+                        if any(form in run.output for form in secret_forms(value)))
+        assert leaked == [], f"in site.yml -vvv's output: {leaked}"
+        assert files_holding(local_demo.home, SENTINELS) == {}
+    finally:
+        # The demo as the other tests know it: no presenter token, no follow-up key.
+        restored = local_demo.playbook("site.yml")
+        assert restored.returncode == 0, restored.output[-4000:]
