@@ -92,6 +92,7 @@ def files_holding(root: Path, values: dict[str, str]) -> dict[str, list[str]]:
                 found.setdefault(name, []).append(str(path.relative_to(root)))
     return found
 
+
 # Upstream chart archives the roles install (dynamo-platform comes from tests/stand_ins).
 UPSTREAM_CHARTS = (
     "charts/cert-manager-v1.21.1.tgz",

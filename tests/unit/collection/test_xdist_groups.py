@@ -61,9 +61,9 @@ def test_every_local_demo_test_runs_before_the_teardown_on_its_worker(tmp_path: 
                           timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     rows = [line.split(" ", 4)[1:] for line in proc.stdout.splitlines() if line.startswith("GROUP ")]
-    demo_groups = {group for group, demo, _, _ in rows if demo == "1"}
+    demo_groups = {row[0] for row in rows if row[1] == "1"}  # group, uses the demo, is the teardown, node id
     assert len(demo_groups) == 1, demo_groups
-    in_group = [(last, nodeid) for group, _, last, nodeid in rows if group in demo_groups]
+    in_group = [(row[2], row[3]) for row in rows if row[0] in demo_groups]
     assert len(in_group) > 20 and in_group[-1][0] == "1", in_group[-3:]
     assert [nodeid for last, nodeid in in_group if last == "1"] == [in_group[-1][1]]
 
