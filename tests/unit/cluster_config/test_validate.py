@@ -160,3 +160,16 @@ def test_the_argument_spec_refuses_a_malformed_release_or_secret(fake_helm, chan
     assert proc.returncode != 0
     assert "Validating arguments against arg spec" in proc.stdout or "argument_spec" in proc.stdout.lower()
     assert needle in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize("extra, needle", [
+    ({"cluster_config_grafana_booth_dashboard": "booth.json"},
+     "cluster_config_grafana_booth_dashboard 'booth.json' must be one of the dashboards"),
+    ({"cluster_config_grafana_admin_secret": "Grafana_Admin"},
+     "cluster_config_grafana_admin_secret must be empty (the chart generates the password) or the name of a "
+     "Secret (got 'Grafana_Admin')"),
+])
+def test_bad_grafana_inputs_are_refused_before_anything_changes(fake_helm, extra, needle):
+    """The kiosk URL's dashboard must be one the role provisions; a given admin Secret must be a Secret's name."""
+    proc = run(SECRETS, [fake_helm], **extra)
+    assert proc.returncode != 0 and needle in " ".join(proc.stdout.split()), proc.stdout[-3000:]
