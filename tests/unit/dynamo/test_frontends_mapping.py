@@ -70,7 +70,9 @@ def test_local_programs_follow_the_mapping(rendered):
         for word in spec.get("args", []):
             assert word in args
     group = re.search(r"^programs=(.*)$", conf, re.MULTILINE).group(1).split(",")
-    assert group[-3:] == [name for name, _args in programs] and len(group) == 5  # two workers, three frontends
+    # the event broker, two workers, three frontends
+    assert group[-3:] == [name for name, _args in programs] and len(group) == 6
+    assert group[0] == "gtc-dynamo-event-broker"
 
 
 def test_graph_has_one_frontend_component_per_entry(rendered):
