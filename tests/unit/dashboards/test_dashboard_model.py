@@ -344,3 +344,14 @@ def test_local_prometheus_config_names_no_target() -> None:
     scrape = yaml.safe_dump(config["scrape_configs"])
     assert not re.search(r"127\.0\.0\.1|localhost|:\d{2,5}\b|routing: ", scrape), scrape
     assert config["rule_files"] == ["rules/*.yml"]
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_no_annotation_draws_on_the_booth_screen(path: Path) -> None:
+    """Anonymous Viewers may post dashboard annotations (Grafana OSS grants them the annotation
+    writer role, pkg/api/roles.go). With no built-in annotation query in the file, Grafana's
+    frontend adds an enabled one (DashboardModel's addBuiltInAnnotationQuery), and a visitor's
+    markers would draw on the public screen: the file carries it, disabled."""
+    queries = json.loads(path.read_text())["annotations"]["list"]
+    assert [q for q in queries if q.get("builtIn") == 1], "no built-in annotation query: Grafana adds an enabled one"
+    assert [q["name"] for q in queries if q.get("enable", True)] == []
