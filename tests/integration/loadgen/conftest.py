@@ -13,7 +13,9 @@ from loadgen_support import CHROMIUM, LoadgenAPI
 
 @pytest.fixture(scope="session")
 def loadgen(local_demo) -> LoadgenAPI:
-    api = LoadgenAPI(local_demo.loadgen_url)
+    # The demo's controls need the presenter token when the environment that ran site.yml gave one
+    # (roles/loadgen's loadgen_presenter_token_env, GTC_PRESENTER_TOKEN by default).
+    api = LoadgenAPI(local_demo.loadgen_url, token=os.environ.get("GTC_PRESENTER_TOKEN") or None)
     health = api.get("/healthz")
     assert health["model"] == local_demo.model, health
     return api

@@ -67,23 +67,30 @@ class FakeFrontends:
 
 
 class LoadgenAPI:
-    def __init__(self, base: str) -> None:
+    """The app's JSON API; ``token``: the presenter token its controls (POSTs) send, if any."""
+
+    def __init__(self, base: str, token: str | None = None) -> None:
         self.base = base.rstrip("/")
+        self.token = token
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(self.base + path, timeout=30) as resp:
             return json.load(resp)
 
     def post(self, path: str, body: dict) -> dict:
-        req = urllib.request.Request(self.base + path, json.dumps(body).encode(),
-                                     {"content-type": "application/json"})
+        req = urllib.request.Request(self.base + path, json.dumps(body).encode(), self._headers())
         with urllib.request.urlopen(req, timeout=30) as resp:
             return json.load(resp)
 
     def post_status(self, path: str, body: dict) -> tuple[int, str]:
         """(HTTP status, the error's message) of a POST the app refuses."""
-        req = urllib.request.Request(self.base + path, json.dumps(body).encode(),
-                                     {"content-type": "application/json"})
+        req = urllib.request.Request(self.base + path, json.dumps(body).encode(), self._headers())
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return resp.status, ""

@@ -76,7 +76,7 @@ class Local:
         return {fid: {"url": self.fake.url(fid), "metrics": self.fake.url(fid) + "/metrics",
                       "router_mode": "kv" if fid == "kv" else "round-robin", "title": titles[fid]} for fid in order}
 
-    def run(self, entry: str, frontends: dict, *extra: str):
+    def run(self, entry: str, frontends: dict, *extra: str, env: dict[str, str] | None = None):
         vars_file = self.root / "vars.json"
         vars_file.write_text(json.dumps({
             "entry": entry, "loadgen_local_port": self.port,
@@ -88,7 +88,15 @@ class Local:
                                        "prometheus": {"targets_dir": str(self.root / "prometheus" / "targets")}},
             "dynamo__output": {"platform": "local", "model": MODEL, "frontends": frontends},
         }))
-        return run_playbook("tests/integration/loadgen/role.yml", "-e", f"@{vars_file}", *extra, json_output=True)
+        # The presenter token only where a test gives one (never the caller's own).
+        env = {"GTC_PRESENTER_TOKEN": "", **(env or {})}
+        return run_playbook("tests/integration/loadgen/role.yml", "-e", f"@{vars_file}", *extra, env=env,
+                            json_output=True)
+
+    def supervisorctl(self, *args: str) -> str:
+        proc = subprocess.run([str(BIN / "supervisorctl"), "-c", str(self.config), *args],
+                              capture_output=True, text=True, check=False)
+        return proc.stdout + proc.stderr
 
 
 def output_of(run) -> dict:
@@ -118,7 +126,9 @@ def test_first_run_serves_every_frontend_and_publishes_its_output(local):
     assert run.returncode == 0, run.output[-4000:]
     assert output_of(run) == {"platform": "local", "url": f"http://127.0.0.1:{local.port}",
                               "service": {"name": "", "namespace": "", "port": 0},
-                              "image": output_of(run)["image"]}
+                              "image": output_of(run)["image"],
+                              "presenter_token_secret": None, "presenter_token_command": None}
+    assert "Presenter controls are open (no token in $GTC_PRESENTER_TOKEN)" in run.output
     assert re.search(r"gtc-loadgen\s+RUNNING", local.status()), local.status()
     state = local.api.get("/api/state")
     assert state["frontends"] == [{"id": "kv", "title": "KV-aware"}, {"id": "round_robin", "title": "Round-robin"}]
@@ -201,11 +211,118 @@ def test_reordered_frontends_and_a_third_reach_the_page_settings_and_metrics(loc
     assert refused == (422, "routing must be one of round_robin, kv, random, got 'least_loaded'")
 
 
+# The presenter's settings after a restart: a mix of every kind of control, none of them a default.
+KEPT = {"concurrency": 7, "rate": 2.5, "routing": "kv", "ab": True, "turns_min": 2, "turns_max": 6,
+        "max_tokens": 12, "auto_ramp_s": 9, "running": False}
+
+
+def _pid(local) -> int:
+    return int(re.search(r"gtc-loadgen\s+RUNNING\s+pid (\d+)", local.status()).group(1))
+
+
+def test_the_settings_survive_a_stop_and_start_of_the_program(local):
+    local.api.post("/api/preset/busy", {})
+    local.api.post("/api/settings", KEPT)
+    before = local.api.get("/api/state")["settings"]
+    pid = _pid(local)
+    started = time.monotonic()
+    assert "stopped" in local.supervisorctl("stop", "gtc-loadgen")
+    assert "started" in local.supervisorctl("start", "gtc-loadgen")
+    wait_for(lambda: _healthy(local), 60, what="the restarted app")
+    elapsed = time.monotonic() - started
+    state = local.api.get("/api/state")
+    assert _pid(local) != pid
+    assert state["settings"] == before, (state["settings"], before)
+    assert {k: state["settings"][k] for k in KEPT} == KEPT and state["settings"]["preset"] == "custom"
+    kept = local.root / "run" / "gtc-loadgen-settings.json"
+    assert state["persistence"] == {"store": str(kept), "error": None}
+    assert json.loads(kept.read_text())["settings"] == before
+    print(f"\nloadgen stop + start with its settings back: {elapsed:.1f} s")
+
+
+def _healthy(local) -> bool:
+    try:
+        return local.api.get("/healthz")["status"] == "ok"
+    except OSError:
+        return False
+
+
+TOKEN = "presenter-sentinel-7c1f0e"  # a sentinel: it must appear nowhere but its own 0600 file
+
+
+def test_a_presenter_token_guards_the_controls_and_stays_out_of_files_and_output(local, chromium_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = local.api.get("/api/state")["settings"]
+    run = local.run("main", local.frontends(*THREE), "-vvv", env={"GTC_PRESENTER_TOKEN": TOKEN})
+    assert run.returncode == 0, run.output[-4000:]
+    assert [t.name for t in run.tasks() if t.changed] == [
+        "Keep a hash of the presenter token for the app (mode 0600)", "Run the app under supervisord"], [t.name for t in run.tasks() if t.changed]
+    token_file = local.root / "run" / "gtc-loadgen-presenter-token.hash"
+    assert token_file.read_text().startswith("scrypt$") and oct(token_file.stat().st_mode & 0o777) == "0o600"
+    # The token is nowhere: not in the output of -vvv, the hash, the program file, its log,
+    # supervisord's log or the kept settings.
+    assert TOKEN not in run.output
+    leaks = [str(p) for p in local.root.rglob("*") if p.is_file() and not p.is_socket()
+             and TOKEN.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    program = (local.root / "conf.d" / "gtc-loadgen.conf").read_text()
+    assert f'GTC_LOADGEN_PRESENTER_TOKEN_HASH_FILE="{token_file}"' in program
+    assert "Presenter controls need the token in $GTC_PRESENTER_TOKEN." in run.output
+    # The restart for the token kept the presenter's settings.
+    assert local.api.get("/api/state")["settings"] == settings
+    assert local.api.get("/api/state")["auth"] == {"required": True}
+    assert local.api.post_status("/api/settings", {"concurrency": 3}) == (
+        401, "presenter token required: this control needs 'Authorization: Bearer <token>'")
+    assert LoadgenAPI(local.api.base, token=TOKEN).post("/api/settings", {"concurrency": 4})["settings"][
+        "concurrency"] == 4
+    again = local.run("main", local.frontends(*THREE), env={"GTC_PRESENTER_TOKEN": TOKEN})
+    assert again.returncode == 0 and again.recap["changed"] == 0, [t.name for t in again.tasks() if t.changed]
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium_path), args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(local.api.base + "/")
+            # The audience's view: everything drawn, the controls marked as needing the token.
+            expect(page.locator("#auth-badge")).to_have_text("view only")
+            expect(page.locator("#routing-switch button")).to_have_count(4)
+            expect(page.locator("#auth")).to_be_hidden()
+            page.click("#preset-idle")
+            expect(page.locator("#auth")).to_be_visible()
+            expect(page.locator("#auth-state")).to_have_text("presenter token required")
+            assert local.api.get("/api/state")["settings"]["preset"] != "idle"
+            page.fill("#auth-token", "not-the-token")
+            page.click("#auth-submit")
+            expect(page.locator("#auth-state")).to_have_text("wrong token")
+            assert page.evaluate("sessionStorage.getItem('gtc-loadgen-presenter-token')") is None
+            page.fill("#auth-token", TOKEN)
+            page.click("#auth-submit")  # sends the preset that met the 401 again
+            expect(page.locator("#preset-idle")).to_have_class(re.compile(r"\bon\b"))
+            expect(page.locator("#auth")).to_be_hidden()
+            expect(page.locator("#auth-badge")).to_have_text("presenter")
+            page.click("#preset-booth")  # asked once: the tab keeps the token
+            expect(page.locator("#preset-booth")).to_have_class(re.compile(r"\bon\b"))
+            page.screenshot(path=str(OUTPUT / "loadgen-presenter-token.png"))
+        finally:
+            browser.close()
+    assert local.api.get("/api/state")["settings"]["preset"] == "booth"
+
+    # No token again: the file goes and the controls are open.
+    opened = local.run("main", local.frontends(*THREE))
+    assert opened.returncode == 0, opened.output[-4000:]
+    assert not token_file.exists()
+    assert "GTC_LOADGEN_PRESENTER_TOKEN_HASH_FILE=" not in (local.root / "conf.d" / "gtc-loadgen.conf").read_text()
+    assert local.api.get("/api/state")["auth"] == {"required": False}
+    assert local.api.post("/api/settings", {"concurrency": 5})["settings"]["concurrency"] == 5
+
+
 def test_teardown_removes_everything_and_a_second_changes_nothing(local):
     run = local.run("teardown", {})
     assert run.returncode == 0, run.output[-4000:]
     assert "gtc-loadgen" not in local.status()
-    for path in ("venvs/loadgen", "venvs/loadgen-src", "conf.d/gtc-loadgen.conf", "prometheus/targets/gtc-loadgen.json"):
+    for path in ("venvs/loadgen", "venvs/loadgen-src", "conf.d/gtc-loadgen.conf", "prometheus/targets/gtc-loadgen.json",
+                 "run/gtc-loadgen-settings.json", "run/gtc-loadgen-presenter-token.hash"):
         assert not (local.root / path).exists(), path
     again = local.run("teardown", {})
     assert again.returncode == 0 and again.recap["changed"] == 0, again.output[-3000:]

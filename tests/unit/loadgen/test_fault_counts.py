@@ -118,3 +118,16 @@ def test_counts_reset_keeps_requests_in_flight():
     stats.record("kv", 1, TurnResult(ok=True, text="a"), now=11.0)
     d = stats.counts["kv"].to_dict()
     assert (d["sent"], d["ok"], d["failed"], d["in_flight"]) == (1, 1, 0, 0)
+
+
+def test_only_a_request_sent_after_the_first_failure_ends_an_outage():
+    from gtc_loadgen.client import TurnResult
+
+    stats = Stats()
+    stats.record("kv", 1, TurnResult(ok=False, error_kind="stream_cut", error="x"), now=10.0, sent_at=9.0)
+    # Sent before the failure, still streaming then: finishing fine says nothing about recovery.
+    stats.record("kv", 2, TurnResult(ok=True, text="a"), now=11.0, sent_at=8.0)
+    assert stats.counts["kv"].down_since == 10.0 and stats.counts["kv"].outages == 0
+    stats.record("kv", 2, TurnResult(ok=True, text="a"), now=13.5, sent_at=12.0)
+    c = stats.counts["kv"]
+    assert (c.down_since, c.outages, c.last_down_s) == (None, 1, 3.5)

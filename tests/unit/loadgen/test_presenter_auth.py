@@ -1,12 +1,15 @@
 """The presenter token: every state-changing request needs it, reads stay open, wrong ones are limited."""
 
 import asyncio
+import json
 import logging
+import subprocess
+import sys
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gtc_loadgen.auth import FailureLimiter, TokenConfigError, token_from_env
+from gtc_loadgen.auth import FailureLimiter, TokenConfigError, Verifier, hash_token, store_hash, verifier_from_env
 from gtc_loadgen.corpus import load_seeds
 from gtc_loadgen.server import build_app
 from gtc_loadgen.settings import DEFAULT_PRESETS, Settings
@@ -120,19 +123,40 @@ def test_the_limiter_refills_and_forgets_the_oldest_address():
     assert set(lim._buckets) == {"b", "c"}
 
 
-def test_the_token_comes_from_the_environment_or_its_file(tmp_path):
-    assert token_from_env({}) is None
-    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": " "}) is None
-    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": "abc\n"}) == "abc"
-    f = tmp_path / "token"
-    f.write_text("from-file\n")
-    assert token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(f)}) == "from-file"
-    # A named file that is gone or empty refuses to start rather than opening the controls.
+def test_the_token_comes_from_the_environment_or_a_hash_file(tmp_path):
+    assert verifier_from_env({}) is None
+    assert verifier_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": " "}) is None
+    v = verifier_from_env({"GTC_LOADGEN_PRESENTER_TOKEN": "abc\n"})
+    assert v.verify("abc") and not v.verify("abd") and not v.verify("")
+    f = tmp_path / "hash"
+    f.write_text(hash_token(TOKEN) + "\n")
+    v = verifier_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_HASH_FILE": str(f)})
+    assert v.verify(TOKEN) and v.verify(TOKEN) and not v.verify(TOKEN + "x") and not v.verify(TOKEN[:-1])
+    # A named file that is gone, empty or not a hash refuses to start rather than opening the controls.
     with pytest.raises(TokenConfigError, match="cannot be read"):
-        token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(tmp_path / "gone")})
-    (tmp_path / "empty").write_text("\n")
-    with pytest.raises(TokenConfigError, match="is empty"):
-        token_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_FILE": str(tmp_path / "empty")})
+        verifier_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_HASH_FILE": str(tmp_path / "gone")})
+    for bad in ("\n", TOKEN, "scrypt$16384$8$1$$", "md5$1$2$3$4$5"):
+        (tmp_path / "bad").write_text(bad)
+        with pytest.raises(TokenConfigError, match="is not a presenter token hash"):
+            verifier_from_env({"GTC_LOADGEN_PRESENTER_TOKEN_HASH_FILE": str(tmp_path / "bad")})
+
+
+def test_store_hash_keeps_a_matching_file_and_never_writes_the_token(tmp_path):
+    f = tmp_path / "run" / "token-hash"
+    assert store_hash(f, "tok-1", check=True) is True and not f.exists()
+    assert store_hash(f, "tok-1") is True
+    line = f.read_text()
+    assert "tok-1" not in line and line.startswith("scrypt$16384$8$1$") and oct(f.stat().st_mode & 0o777) == "0o600"
+    assert store_hash(f, "tok-1") is False and f.read_text() == line  # a rerun: no change, same salt
+    assert store_hash(f, "tok-2", check=True) is True and f.read_text() == line
+    assert store_hash(f, "tok-2") is True and Verifier.of_hash(f.read_text()).verify("tok-2")
+    # The command the role runs: the token on stdin, {"changed": ...} out.
+    cmd = [sys.executable, "-m", "gtc_loadgen.auth", "store-hash", "--file", str(f)]
+    out = subprocess.run(cmd, input="tok-2\n", capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"changed": False}
+    out = subprocess.run(cmd, input="tok-3", capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == {"changed": True} and "tok-3" not in f.read_text()
+    assert subprocess.run(cmd, input="", capture_output=True, text=True, check=False).returncode == 2
 
 
 def test_the_command_line_has_no_token_option():

@@ -98,6 +98,10 @@ def test_the_container_gets_every_frontend_in_order(doks):
     # The key only ever comes from a Secret, and is optional.
     ref = env["GRADIENT_API_KEY"]["valueFrom"]["secretKeyRef"]
     assert ref["optional"] is True and "value" not in env["GRADIENT_API_KEY"]
+    # The presenter token too, and it is required: a pod never runs with open controls.
+    assert env["GTC_LOADGEN_PRESENTER_TOKEN"] == {"name": "GTC_LOADGEN_PRESENTER_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "loadgen-presenter", "key": "token"}}}
+    assert "--presenter-token" not in " ".join(container["args"])
 
 
 def test_image_and_pull_secret_come_from_the_registry(doks, tmp_path):
@@ -107,10 +111,15 @@ def test_image_and_pull_secret_come_from_the_registry(doks, tmp_path):
     # DOKS's registry integration names the secret registry-<registry name>.
     assert spec["imagePullSecrets"] == [{"name": "registry-do-solutions-sfo3"}]
     out = doks["output"]
+    command = out.pop("presenter_token_command")
     assert out == {"platform": "doks", "url": "http://loadgen.gtc-demo.svc.cluster.local:3000",
                    "service": {"name": "loadgen", "namespace": "gtc-demo", "port": 3000},
                    "image": {"repository": "registry.digitalocean.com/do-solutions-sfo3/gtc-demo-loadgen",
-                             "tag": image.rsplit(":", 1)[1]}}
+                             "tag": image.rsplit(":", 1)[1]},
+                   "presenter_token_secret": {"namespace": "gtc-demo", "name": "loadgen-presenter", "key": "token"}}
+    # The command that prints the token (the role prints this, never the token).
+    assert re.fullmatch(r"kubectl --kubeconfig \S+( --context \S+)? -n gtc-demo get secret loadgen-presenter "
+                        r"-o jsonpath='\{\.data\.token\}' \| base64 -d", command), command
     kind = _render(tmp_path, "inventories/kind", {"kv": FRONTENDS["kv"]})
     assert "imagePullSecrets" not in kind["deployment"]["spec"]["template"]["spec"]
     assert json.loads({e["name"]: e for e in kind["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
@@ -125,6 +134,7 @@ def test_local_output_has_the_same_keys():
     assert facts and facts[-1]["platform"] == "local" and facts[-1]["url"] == "http://127.0.0.1:3000"
     assert facts[-1]["service"] == {"name": "", "namespace": "", "port": 0}
     assert facts[-1]["image"]["repository"].endswith("/gtc-demo-loadgen")
+    assert facts[-1]["presenter_token_secret"] is None and facts[-1]["presenter_token_command"] is None
 
 
 CASES = [

@@ -13,7 +13,7 @@ import time
 
 import aiohttp
 
-from .auth import TokenConfigError, token_from_env
+from .auth import TokenConfigError, verifier_from_env
 from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
 from .engine import Engine
 from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
@@ -98,7 +98,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     targets = _targets(args)
     # From the environment only (argv shows in ps); None: open controls.
-    token = token_from_env()
+    token = verifier_from_env()
     seeds = load_seeds(args.corpus or None)
     presets = load_presets(args.presets or None)
     initial = read_json_object(args.settings, "--settings") if args.settings else {}

@@ -271,7 +271,7 @@ class Engine:
         )
         # A conversation's first failed turn makes it one of the routing's affected conversations.
         first_failure = not record.result.ok and conv.failed_turns == 1
-        self.stats.record(conv.routing, n, record.result, first_failure=first_failure)
+        self.stats.record(conv.routing, n, record.result, first_failure=first_failure, sent_at=record.started_at)
 
     # -- views ------------------------------------------------------------------------
     def state(self) -> dict:

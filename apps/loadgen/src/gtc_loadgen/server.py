@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .auth import PresenterAuth
+from .auth import PresenterAuth, Verifier
 from .corpus import Seed
 from .engine import Engine
 from .followup import FollowupWriter
@@ -116,11 +116,13 @@ def build_app(
     followup_base_url: str,
     followup_model: str,
     connection_limit: int = 1024,
-    presenter_token: str | None = None,
+    presenter_token: str | Verifier | None = None,
     keeper: Keeper | None = None,
 ) -> web.Application:
     """The app; ``presenter_token`` (None: open controls) guards every method but GET/HEAD/OPTIONS,
     and ``keeper`` keeps the settings across a restart (read here, written after each change)."""
+    if isinstance(presenter_token, str):
+        presenter_token = Verifier.of_token(presenter_token) if presenter_token else None
     auth = PresenterAuth(presenter_token)
     app = web.Application(middlewares=[auth.middleware])
     app[AUTH] = auth

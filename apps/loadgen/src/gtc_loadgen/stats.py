@@ -136,9 +136,11 @@ class RoutingCounts:
     """What one routing's frontend did with the requests sent to it, for a fault test or the page.
 
     ``sent`` counts requests when they leave, ``ok`` and ``failed`` when they end (the rest are in
-    flight). An outage starts with a failure after a success (or the first request failing) and
-    ends with the next success: ``down_since`` is its first failure while it lasts, ``last_down_s``
-    how long the last one lasted (first failure to first success), ``outages`` how many ended.
+    flight). An outage starts with a failure while none is open and ends with the first success
+    of a request sent after that failure (one sent before, still streaming when the frontend went,
+    says nothing about recovery): ``down_since`` is its first failure while it lasts,
+    ``last_down_s`` how long the last one lasted (first failure to that success), ``outages`` how
+    many ended.
     """
 
     sent: int = 0
@@ -228,11 +230,12 @@ class Stats:
             self.conversations.popitem(last=False)
 
     def record(self, routing: str, turn: int, res: TurnResult, now: float | None = None, *,
-               first_failure: bool = False) -> None:
-        """One finished request; ``first_failure``: the first failed turn of its conversation."""
+               first_failure: bool = False, sent_at: float | None = None) -> None:
+        """One finished request; ``first_failure``: the first failed turn of its conversation;
+        ``sent_at``: when it was sent (wall clock; None counts as sent just now)."""
         now = time.time() if now is None else now
         self.track((routing,))
-        self._count(self.counts[routing], res, now, first_failure)
+        self._count(self.counts[routing], res, now, first_failure, now if sent_at is None else sent_at)
         b = self._bucket(now)
         b.requests += 1
         self.totals["requests"] += 1
@@ -280,11 +283,11 @@ class Stats:
             m.recomputed.labels(routing).inc(headlines.recomputed_tokens(res.prompt_tokens, res.cached_tokens))
 
     @staticmethod
-    def _count(c: RoutingCounts, res: TurnResult, now: float, first_failure: bool) -> None:
+    def _count(c: RoutingCounts, res: TurnResult, now: float, first_failure: bool, sent_at: float) -> None:
         if res.ok:
             c.ok += 1
             c.last_ok_at = now
-            if c.down_since is not None:
+            if c.down_since is not None and sent_at >= c.down_since:
                 c.last_down_s = now - c.down_since
                 c.down_since = None
                 c.outages += 1

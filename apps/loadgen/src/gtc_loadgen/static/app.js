@@ -25,12 +25,77 @@ function show(id, text, value) {
   el.dataset.value = value == null ? "" : String(value);
 }
 
+// ---- the presenter token ----------------------------------------------------------
+// Reads are open; a control (any POST) carries the token when this tab has one. A 401 asks
+// for it once (the form in the controls), keeps it in sessionStorage (this tab only, gone
+// when it closes) and sends the control again; a wrong token is forgotten and asked again.
+const TOKEN_KEY = "gtc-loadgen-presenter-token";
+let pending = null; // the control that met a 401, sent again once a token is given
+function storedToken() { try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; } }
+function storeToken(t) { try { if (t) sessionStorage.setItem(TOKEN_KEY, t); else sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ } }
+
+// "open" (no token configured), "view" (token needed, none given: the audience's view, no form),
+// "ask" (a control met a 401: the form), "presenter" (token given), "wrong" (refused: the form
+// again), "limited" (too many wrong tokens: wait).
+function setAuth(mode, text) {
+  const el = $("auth-state");
+  el.dataset.mode = mode;
+  el.textContent = text || { open: "", view: "", ask: "presenter token required", presenter: "",
+    wrong: "wrong token", limited: "too many wrong tokens" }[mode];
+  $("auth").classList.toggle("hidden", mode === "open" || mode === "presenter" || mode === "view");
+  $("auth-badge").textContent = mode === "open" ? "" : (mode === "presenter" ? "presenter" : "view only");
+  $("auth-badge").dataset.mode = mode;
+  document.querySelector(".controls").classList.toggle("locked", mode !== "open" && mode !== "presenter");
+}
+
 async function api(path, body) {
-  const opts = body === undefined ? {} : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const opts = {};
+  if (body !== undefined) {
+    const headers = { "Content-Type": "application/json" };
+    const t = storedToken();
+    if (t) headers.Authorization = "Bearer " + t;
+    Object.assign(opts, { method: "POST", headers, body: JSON.stringify(body) });
+  }
   const resp = await fetch(path, opts);
   const data = await resp.json().catch(() => ({}));
+  if (resp.status === 401 || resp.status === 429) {
+    const err = new Error(data.error || ("HTTP " + resp.status));
+    err.auth = resp.status === 429 ? "limited" : (data.auth || "required");
+    throw err;
+  }
   if (!resp.ok) throw new Error(data.error || ("HTTP " + resp.status));
   return data;
+}
+
+// A control: the call, or (on 401) the token form and the call kept for when a token is given.
+async function control(path, body) {
+  try {
+    const out = await api(path, body);
+    if (storedToken()) setAuth("presenter");
+    return out;
+  } catch (e) {
+    if (!e.auth) throw e;
+    if (e.auth === "wrong") storeToken("");
+    pending = { path, body };
+    setAuth(e.auth === "required" ? "ask" : e.auth, e.auth === "limited" ? e.message : undefined);
+    $("auth-token").focus();
+    throw new Error(e.auth === "wrong" ? "wrong presenter token" : e.message);
+  }
+}
+
+async function unlock(ev) {
+  ev.preventDefault();
+  const t = $("auth-token").value.trim();
+  if (!t) return;
+  storeToken(t);
+  $("auth-token").value = "";
+  setAuth("presenter");
+  const again = pending;
+  pending = null;
+  if (again) {
+    try { await control(again.path, again.body); say("", true); } catch (e) { say(e.message); }
+  }
+  refresh();
 }
 
 function say(text, ok) {
@@ -40,7 +105,7 @@ function say(text, ok) {
 }
 
 async function change(patch) {
-  try { await api("/api/settings", patch); say("", true); await refresh(); }
+  try { await control("/api/settings", patch); say("", true); await refresh(); }
   catch (e) { say(e.message); await refresh(); }
 }
 
@@ -238,6 +303,10 @@ function buildFrontends(list) {
 function render(st) {
   state = st;
   buildFrontends(st.frontends);
+  // The first state says whether the controls need a token; later changes come from the controls' answers.
+  const mode = $("auth-state").dataset.mode;
+  if (!(st.auth && st.auth.required)) { if (mode !== "open") setAuth("open"); }
+  else if (mode === "open" || !mode) setAuth(storedToken() ? "presenter" : "view");
   const set = st.settings, stats = st.stats;
   $("model").textContent = st.model;
   $("topology").textContent = st.topology ? st.topology.label : st.model;
@@ -305,7 +374,7 @@ function render(st) {
     for (const name of Object.keys(st.presets)) {
       const b = document.createElement("button");
       b.textContent = name; b.dataset.preset = name; b.id = "preset-" + name;
-      b.onclick = async () => { try { await api("/api/preset/" + name, {}); say("", true); } catch (e) { say(e.message); } refresh(); };
+      b.onclick = async () => { try { await control("/api/preset/" + name, {}); say("", true); } catch (e) { say(e.message); } refresh(); };
       box.appendChild(b);
     }
   }
@@ -343,8 +412,8 @@ async function openConversation(cid) {
   $("detail-title").textContent = c.id + " · " + c.title;
   $("detail-meta").textContent = titleOf(c.routing) + " · " + c.turns_done + "/" + c.turns_planned + " turns · " + c.status + " · system prompt of " + c.document_words + " words";
   $("detail-turns").replaceChildren(...c.turns.map((t) => {
-    const div = document.createElement("div"); div.className = "turn";
-    const q = document.createElement("div"); q.className = "q"; q.textContent = "Turn " + t.turn + " (" + t.question_source + "): " + t.question;
+    const div = document.createElement("div"); div.className = t.affected ? "turn affected" : "turn";
+    const q = document.createElement("div"); q.className = "q"; q.textContent = "Turn " + t.turn + " (" + t.question_source + "): " + t.question + (t.affected ? " · failed (" + t.error_kind + ")" : "");
     const a = document.createElement("div"); a.className = t.ok === false ? "a err" : "a"; a.textContent = t.ok === false ? (t.error_kind + ": " + t.error) : (t.answer || "…");
     const n = document.createElement("div"); n.className = "nums";
     const items = [["TTFT", fmtMs(t.ttft_ms)], ["server TTFT", fmtMs(t.server_ttft_ms)], ["ITL", t.itl_ms == null ? "–" : t.itl_ms + " ms"],
@@ -360,7 +429,8 @@ async function openConversation(cid) {
 function wire() {
   $("btn-start").onclick = () => change({ running: true });
   $("btn-stop").onclick = () => change({ running: false });
-  $("btn-reset").onclick = async () => { await api("/api/reset", {}); refresh(); };
+  $("btn-reset").onclick = async () => { try { await control("/api/reset", {}); } catch (e) { say(e.message); } refresh(); };
+  $("auth-form").addEventListener("submit", unlock);
   $("auto").onchange = (e) => change({ auto: e.target.checked });
   for (const id of ["concurrency", "rate"]) {
     const el = $(id);
