@@ -84,6 +84,16 @@ def test_objects_are_valid_and_consistent(doks):
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["template"]["metadata"]["annotations"]["gtc-demo/model-rollout"] == "r7"
 
+    # The pod's service account may get and patch the settings' ConfigMap, and nothing else.
+    sa, role, binding = doks["serviceaccount"], doks["role"], doks["rolebinding"]
+    assert dep["spec"]["template"]["spec"]["serviceAccountName"] == sa["metadata"]["name"] == "loadgen"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["loadgen-settings"],
+                              "verbs": ["get", "patch"]}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "loadgen-settings"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "loadgen", "namespace": "gtc-demo"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["LOADGEN_STATE_CONFIGMAP"] == "gtc-demo/loadgen-settings"
+
 
 def test_the_container_gets_every_frontend_in_order(doks):
     container = doks["deployment"]["spec"]["template"]["spec"]["containers"][0]

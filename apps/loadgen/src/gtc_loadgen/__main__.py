@@ -17,7 +17,7 @@ from .auth import TokenConfigError, verifier_from_env
 from .corpus import CorpusError, curate_folder, load_seeds, write_seeds
 from .engine import Engine
 from .followup import DEFAULT_BASE_URL, DEFAULT_MODEL, FollowupWriter
-from .persist import FileStore, Keeper
+from .persist import ConfigMapStore, FileStore, Keeper, Store
 from .settings import Settings, SettingsError, load_presets, read_json_object
 from .stats import Stats, percentile
 from .targets import Targets, TargetsError, from_flags, from_json
@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                             "{replicas, tensor_parallel, engine, gpu, model}, or a file holding one")
     serve.add_argument("--state-file", default=_env("LOADGEN_STATE_FILE", ""),
                        help="keep the presenter's settings in this file across restarts (default: not kept)")
+    serve.add_argument("--state-configmap", default=_env("LOADGEN_STATE_CONFIGMAP", ""), metavar="NAMESPACE/NAME",
+                       help="keep them in this ConfigMap instead, through the pod's service account")
     serve.add_argument("--followup-url", default=_env("LOADGEN_FOLLOWUP_URL", DEFAULT_BASE_URL))
     serve.add_argument("--followup-model", default=_env("LOADGEN_FOLLOWUP_MODEL", DEFAULT_MODEL))
 
@@ -106,7 +108,15 @@ def _serve(args: argparse.Namespace) -> int:
     # Refused here, before the app starts: a routing that is not a configured frontend.
     settings = settings.for_routings(targets.ids)
     topology = Topology.from_dict(read_json_object(args.topology, "--topology")) if args.topology else None
-    keeper = Keeper(FileStore(args.state_file), initial) if args.state_file else None
+    store: Store | None = None
+    if args.state_configmap:
+        namespace, _, name = args.state_configmap.partition("/")
+        if not namespace or not name:
+            raise SettingsError(f"--state-configmap must be NAMESPACE/NAME, got {args.state_configmap!r}")
+        store = ConfigMapStore(namespace, name)
+    elif args.state_file:
+        store = FileStore(args.state_file)
+    keeper = Keeper(store, initial) if store is not None else None
     app = build_app(targets, seeds, presets, settings, topology=topology,
                     followup_base_url=args.followup_url, followup_model=args.followup_model,
                     presenter_token=token, keeper=keeper)

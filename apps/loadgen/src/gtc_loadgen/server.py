@@ -66,7 +66,7 @@ async def get_state(request: web.Request) -> web.Response:
         # Whether the controls need the presenter token (never the token itself).
         "auth": {"required": request.app[AUTH].required},
         # Where the settings are kept across a restart (None: they are not), and the last write's error.
-        "persistence": None if keeper is None else {"store": keeper.store.describe(), "error": keeper.last_error},
+        "persistence": None if keeper is None else {"store": keeper.store.describe(), "error": keeper.error},
     })
 
 
