@@ -231,12 +231,11 @@ class Soak:
         return row
 
     def stop(self) -> None:
-        """Stop the load and put back the settings found at the start."""
+        """Stop the load and put back the settings found at the start (running again if it was)."""
         self.page.post("/api/settings", {"running": False})
         if self.saved_settings:
-            keep = {k: v for k, v in self.saved_settings.items() if k != "running"}
             try:
-                self.page.post("/api/settings", keep)
+                self.page.post("/api/settings", dict(self.saved_settings))
             except OSError:
                 pass
 

@@ -41,6 +41,7 @@ def test_three_minutes_of_booth_load_stay_bounded(local_demo):
             soak.sample()
     finally:
         soak.stop()
+    assert soak.page.state()["settings"] == soak.saved_settings  # left as found
     rows = soak.rows
     print("soak (3 min): " + json.dumps([{k: r[k] for k in ("minute", "rss_mib", "requests_delta", "errors_delta",
                                                             "load_average")} for r in rows]))

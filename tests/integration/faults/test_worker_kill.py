@@ -72,7 +72,7 @@ def test_kill_one_worker_under_booth_load_fails_no_request(local_demo):
         state = page.state()
     finally:
         page.post("/api/settings", {"running": False})
-        page.post("/api/settings", {k: v for k, v in saved.items() if k != "running"})
+        page.post("/api/settings", saved)  # as found, running or not
     counts = routing_counts(state)
     migrations = {r: metric_sum(url + "/metrics", MIGRATIONS) - migrations_before[r]
                   for r, url in local_demo.frontends.items()}
@@ -94,6 +94,7 @@ def test_kill_one_worker_under_booth_load_fails_no_request(local_demo):
     assert drained is not None, f"requests still in flight 40 s after the load stopped: {report}"
     after = program_pids(local_demo.home)
     assert set(after) == set(before), (sorted(before), sorted(after))
+    assert page.state()["settings"] == saved  # left as found
     assert all(at_kill[r].sent > 0 and counts[r].sent > at_kill[r].sent for r in counts), report
     # the target: no request failed
     assert sum(c.failed for c in counts.values()) == 0, f"requests failed after the kill: {report}"
