@@ -278,6 +278,13 @@ def test_a_presenter_token_guards_the_controls_and_stays_out_of_files_and_output
         "concurrency"] == 4
     again = local.run("main", local.frontends(*THREE), env={"GTC_PRESENTER_TOKEN": TOKEN})
     assert again.returncode == 0 and again.recap["changed"] == 0, [t.name for t in again.tasks() if t.changed]
+    # Check mode with another token: the change is reported, nothing is written or restarted.
+    hashed, pid = token_file.read_text(), _pid(local)
+    check = local.run("main", local.frontends(*THREE), "--check", env={"GTC_PRESENTER_TOKEN": TOKEN + "-new"})
+    assert check.returncode == 0, check.output[-4000:]
+    assert [t.name for t in check.tasks() if t.changed] == [
+        "Keep a hash of the presenter token for the app (mode 0600)", "Run the app under supervisord"]
+    assert token_file.read_text() == hashed and _pid(local) == pid
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium_path), args=FLAGS)
