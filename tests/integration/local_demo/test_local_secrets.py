@@ -10,6 +10,9 @@ base64-encoded.
 """
 from __future__ import annotations
 
+import urllib.error
+import urllib.request
+
 import pytest
 from rehearsal.harness import files_holding, secret_forms
 
@@ -28,6 +31,17 @@ SENTINELS = {
 NO_EGRESS = ("-e", "loadgen_followup_url=http://127.0.0.1:9/v1")
 
 
+def control_status(loadgen_url: str, token: str | None) -> int:
+    """The HTTP status of a state-changing call (an empty settings change), with or without a token."""
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(f"{loadgen_url}/api/settings", data=b"{}", headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return int(err.code)
+
+
 def test_site_vvv_writes_no_secret_to_its_output_or_the_state_directory(local_demo) -> None:
     run = local_demo.playbook("site.yml", "-vvv", *NO_EGRESS, env=SENTINELS)
     try:
@@ -37,7 +51,12 @@ def test_site_vvv_writes_no_secret_to_its_output_or_the_state_directory(local_de
                         if any(form in run.output for form in secret_forms(value)))
         assert leaked == [], f"in site.yml -vvv's output: {leaked}"
         assert files_holding(local_demo.home, SENTINELS) == {}
+        # The values did arrive (else the search above would prove nothing): the page's controls
+        # now need the sentinel presenter token, which reached the app only as a salted hash.
+        assert control_status(local_demo.loadgen_url, None) == 401
+        assert control_status(local_demo.loadgen_url, SENTINELS["GTC_PRESENTER_TOKEN"]) != 401
     finally:
         # The demo as the other tests know it: no presenter token, no follow-up key.
         restored = local_demo.playbook("site.yml")
         assert restored.returncode == 0, restored.output[-4000:]
+    assert control_status(local_demo.loadgen_url, None) != 401
