@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -98,6 +99,33 @@ def test_a_wrong_token_is_refused_logged_without_it_and_rate_limited(caplog):
     assert limited_right == 429 and concurrency == 16
     assert "wrong presenter token from 127.0.0.1 for POST /api/settings" in caplog.text
     assert "wrong-guess" not in caplog.text and TOKEN not in caplog.text
+
+
+def test_a_stranger_behind_the_same_address_cannot_lock_the_presenter_out():
+    """On the cloud every visitor may come through the Gateway's one address: a browser the token
+    already let in keeps its controls while a stranger's wrong guesses are limited."""
+    async def go():
+        app = _app(TOKEN)
+        async with TestClient(TestServer(app)) as presenter, aiohttp.ClientSession() as stranger:
+            bearer = {"Authorization": f"Bearer {TOKEN}"}
+            first = await presenter.post("/api/settings", json={"concurrency": 5}, headers=bearer)
+            cookie = first.cookies.get("gtc_presenter")
+            guesses = [(await stranger.post(presenter.make_url("/api/reset"), json={},
+                                            headers={"Authorization": f"Bearer guess-{i}"})).status for i in range(7)]
+            stranger_right = (await stranger.post(presenter.make_url("/api/settings"), json={"concurrency": 6},
+                                                  headers=bearer)).status
+            kept = (await presenter.post("/api/settings", json={"concurrency": 7}, headers=bearer)).status
+            # The cookie exempts from the limit only: without the token it is refused, and so is a wrong one.
+            bare = (await presenter.post("/api/settings", json={"concurrency": 8})).status
+            wrong = (await presenter.post("/api/settings", json={"concurrency": 8},
+                                          headers={"Authorization": "Bearer nope"})).status
+            state = await (await presenter.get("/api/state")).json()
+        return first.status, cookie, guesses, stranger_right, kept, bare, wrong, state["settings"]["concurrency"]
+    first, cookie, guesses, stranger_right, kept, bare, wrong, concurrency = _run(go())
+    assert first == 200 and cookie is not None
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and TOKEN not in cookie.value
+    assert guesses == [401] * 5 + [429] * 2 and stranger_right == 429
+    assert kept == 200 and bare == 401 and wrong == 401 and concurrency == 7
 
 
 def test_without_a_token_the_controls_are_open():

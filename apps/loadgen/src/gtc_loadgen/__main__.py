@@ -110,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     topology = Topology.from_dict(read_json_object(args.topology, "--topology")) if args.topology else None
     store: Store | None = None
     if args.state_configmap:
-        namespace, _, name = args.state_configmap.partition("/")
+        namespace, name = args.state_configmap.partition("/")[::2]
         if not namespace or not name:
             raise SettingsError(f"--state-configmap must be NAMESPACE/NAME, got {args.state_configmap!r}")
         store = ConfigMapStore(namespace, name)

@@ -17,6 +17,14 @@ logged with the client's address and the path only, and wrong tokens are
 rate-limited per client address by a small token bucket: once it is empty the
 address gets 429 with Retry-After and no comparison is made, so guesses stop
 telling right from wrong.
+
+Behind the cloud's Gateway every visitor may reach the app from the same
+address (the proxy's), so a stranger sending wrong tokens would lock the
+presenter out too. A control the token allowed therefore also sets a presenter
+cookie (random per process, HttpOnly, SameSite=Strict): a browser that holds it
+is exempt from the limit, though each of its requests still needs the token
+(the cookie authorises nothing by itself, so it gives a forged cross-site
+request nothing either).
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ BURST = 5
 REFILL_PER_S = 0.2
 # Addresses remembered; the oldest is forgotten first (a flood of addresses cannot grow memory).
 MAX_CLIENTS = 4096
+# The cookie a browser gets once the token allowed one of its controls (see the module's docstring).
+PRESENTER_COOKIE = "gtc_presenter"
 
 
 class TokenConfigError(ValueError):
@@ -182,6 +192,10 @@ class PresenterAuth:
     def __init__(self, verifier: Verifier | None, limiter: FailureLimiter | None = None) -> None:
         self._verifier = verifier
         self.limiter = limiter or FailureLimiter()
+        self._cookie = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+
+    def _has_presenter_cookie(self, request: web.Request) -> bool:
+        return hmac.compare_digest(request.cookies.get(PRESENTER_COOKIE, "").encode(), self._cookie.encode())
 
     @property
     def required(self) -> bool:
@@ -192,14 +206,14 @@ class PresenterAuth:
         if self._verifier is None or request.method in OPEN_METHODS:
             return None
         client = request.remote or "unknown"
-        wait = self.limiter.retry_after(client)
+        wait = 0 if self._has_presenter_cookie(request) else self.limiter.retry_after(client)
         if wait:
             log.warning("presenter token refused: too many wrong tokens from %s (%s %s); retry in %d s",
                         client, request.method, request.path, wait)
             return _refusal(429, "rate_limited", f"too many wrong presenter tokens from this address: "
                             f"try again in {wait} s", {"Retry-After": str(wait)})
         header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
+        scheme, given = header.partition(" ")[::2]
         given = given.strip()
         if scheme.lower() != "bearer" or not given:
             self.limiter.failed(client)
@@ -219,7 +233,12 @@ class PresenterAuth:
         refused = self.refusal(request)
         if refused is not None:
             return refused
-        return await handler(request)
+        response = await handler(request)
+        if self._verifier is not None and request.method not in OPEN_METHODS and response.status < 400:
+            secure = request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+            response.set_cookie(PRESENTER_COOKIE, self._cookie, httponly=True, samesite="Strict", secure=secure,
+                                path="/")
+        return response
 
 
 def store_hash(path: Path, token: str, *, check: bool = False) -> bool:
