@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -129,8 +130,12 @@ def free_ports(count: int, consecutive: bool = False) -> list[int]:
         finally:
             for s in socks:
                 s.close()
-    # Below 32768: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number.
-    for base in range(20000, 32000, 97):
+    # Below 32768: Dynamo reads DYN_SYSTEM_PORT as a signed 16-bit number. The search starts at a
+    # random place: two sessions that start together and both began at 20000 picked the same run
+    # (each checks before either binds), and one demo's workers then found their ports taken.
+    bases = list(range(20000, 32000, 97))
+    start = random.randrange(len(bases))
+    for base in bases[start:] + bases[:start]:
         if all(_port_free(base + i) for i in range(count)):
             return list(range(base, base + count))
     raise RuntimeError("no run of free ports found")
