@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 TESTS = Path(__file__).resolve().parents[1]
 REPO = TESTS.parent
@@ -186,7 +186,10 @@ class Rehearsal:
             GatewayController, GatewayDataPlane)
 
         api = self.cluster.api_client()
-        self.grafana = GrafanaHealth().start()
+        from stand_ins.grafana import anonymous_search, cluster_lister  # pylint: disable=import-outside-toplevel
+
+        lister = cluster_lister(api)
+        self.grafana = GrafanaHealth(search=lambda: anonymous_search(lister)).start()
         backends = {GRAFANA_SERVICE: self.grafana.url}
         if self.public_url:
             backends[LOADGEN_SERVICE] = self.public_url
@@ -463,16 +466,21 @@ def counted(kind: str, item: Any) -> bool:
 
 
 class GrafanaHealth:
-    """What answers for Grafana's Service: its health endpoint under the sub-path the chart values set.
+    """What answers for Grafana's Service, under the sub-path the chart values set.
 
     No Grafana server can run here (no package serves one; its source is
     AGPL). This answers GET <grafana path>/api/health as Grafana's
-    pkg/api/health.go does ({"database": "ok", "version": ...}), so the
-    public URL check proves the route and the certificate, not Grafana.
+    pkg/api/health.go does ({"database": "ok", "version": ...}), and GET
+    <grafana path>/api/search, for a visitor with no login, from the chart's
+    objects in the cluster by Grafana's rules (tests/stand_ins/grafana.py):
+    the dashboards an anonymous Viewer may open, or 401 when anonymous access
+    is off. The public URL checks thus prove the route, the certificate and the
+    booth screen's configuration, not Grafana itself.
     """
 
-    def __init__(self, path: str = "/grafana") -> None:
+    def __init__(self, path: str = "/grafana", search: Callable[[], list[dict[str, str]] | None] | None = None) -> None:
         self.path = path
+        self.search = search
         self.seen: list[str] = []
         self._server: Any = None
         self.url = ""
@@ -489,9 +497,16 @@ class GrafanaHealth:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 health.seen.append(self.path)
-                ok = self.path == f"{health.path}/api/health"
-                body = json.dumps({"database": "ok", "version": "12.2.0"} if ok else {"message": "Not found"})
-                self.send_response(200 if ok else 404)
+                route = self.path.split("?", 1)[0]
+                status, answer = 404, {"message": "Not found"}
+                if route == f"{health.path}/api/health":
+                    status, answer = 200, {"database": "ok", "version": "12.2.0"}
+                elif route == f"{health.path}/api/search" and health.search is not None:
+                    boards = health.search()
+                    status, answer = (401, {"message": "Unauthorized"}) if boards is None else (200, [
+                        {**board, "type": "dash-db", "url": f"{health.path}/d/{board['uid']}"} for board in boards])
+                body = json.dumps(answer)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

@@ -167,3 +167,14 @@ def test_a_given_admin_secret_is_read_and_none_is_generated(off_docs):
     # The dashboard sidecar logs in with the same Secret.
     sidecar = env(containers(docs)["grafana-sc-dashboard"])
     assert sidecar["REQ_PASSWORD"] == {"secretKeyRef": {"name": "booth-grafana-admin", "key": "password"}}
+
+
+def test_the_rehearsals_grafana_stand_in_reads_the_same_from_the_rendered_chart(plans, on_docs, off_docs):
+    """tests/stand_ins/grafana.py answers the rehearsal's anonymous /api/search from these objects:
+    on, the booth dashboard alone; off, 401. The same rules checked here on `helm template`'s output."""
+    from stand_ins.grafana import anonymous_search, manifest_lister  # pylint: disable=import-outside-toplevel
+
+    monitoring = [o for o in plans["dev"]["monitoring"] if isinstance(o, dict) and "kind" in o]
+    on = anonymous_search(manifest_lister([d.obj for d in on_docs] + monitoring, "monitoring"))
+    off = anonymous_search(manifest_lister([d.obj for d in off_docs] + monitoring, "monitoring"))
+    assert [board["uid"] for board in on or []] == [BOOTH] and off is None
