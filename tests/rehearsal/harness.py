@@ -355,36 +355,41 @@ class Rehearsal:
                 found[kind] = sorted(names)
         return found
 
-    def objects_holding_secrets(self, in_secrets: bool = False) -> dict[str, list[str]]:
-        """Objects of any listable kind, Secrets aside, whose body holds a FAKE_SECRETS value
-        (``in_secrets``: the Secrets that do, where each value is meant to arrive).
+    def objects_holding_secrets(self) -> dict[str, dict[str, list[str]]]:
+        """Objects of every listable kind whose body holds a FAKE_SECRETS value (raw or base64),
+        split into ``{"secrets": ..., "others": ...}``, each by the variable's name.
 
         A Secret is where a credential belongs; anywhere else (a ConfigMap, a pod's env
         ``value:``, an annotation such as last-applied-configuration, a Helm-made object)
-        the API server shows it to whoever may read that kind.
+        the API server shows it to whoever may read that kind. Each list is searched as
+        the API server's raw JSON (CRDs are megabytes: turning them into objects first
+        took minutes).
         """
         from kubernetes import dynamic  # pylint: disable=import-outside-toplevel
         from kubernetes.dynamic.exceptions import DynamicApiError  # pylint: disable=import-outside-toplevel
 
         dyn = dynamic.DynamicClient(self.cluster.api_client())
-        found: dict[str, list[str]] = {}
+        found: dict[str, dict[str, list[str]]] = {"secrets": {}, "others": {}}
         seen: set[tuple[str, str]] = set()
+        forms = {name: [form.encode() for form in secret_forms(value)] for name, value in FAKE_SECRETS.items()}
         for resource in dyn.resources.search():
             if (resource.group_version, resource.kind) in seen or "list" not in (resource.verbs or []) \
-                    or "/" in resource.name or resource.kind.endswith("List") \
-                    or (resource.kind == "Secret") != in_secrets:
+                    or "/" in resource.name or resource.kind.endswith("List"):
                 continue
             seen.add((resource.group_version, resource.kind))
             try:
-                items = resource.get().items
+                raw = resource.get(serialize=False).data
             except DynamicApiError:
                 continue
-            for item in items:
-                body = json.dumps(item.to_dict(), default=str)
-                for name, value in FAKE_SECRETS.items():
-                    if any(form in body for form in secret_forms(value)):
-                        meta = item.metadata
-                        found.setdefault(name, []).append(f"{resource.kind}/{meta.namespace or ''}/{meta.name}")
+            if not any(form in raw for encoded in forms.values() for form in encoded):
+                continue
+            where = found["secrets" if resource.kind == "Secret" else "others"]
+            for item in json.loads(raw).get("items") or []:
+                body = json.dumps(item).encode()
+                for name, encoded in forms.items():
+                    if any(form in body for form in encoded):
+                        meta = item.get("metadata") or {}
+                        where.setdefault(name, []).append(f"{resource.kind}/{meta.get('namespace', '')}/{meta.get('name')}")
         return found
 
     def _uids(self) -> set[str]:
