@@ -110,7 +110,7 @@ def test_output_lists_every_frontend_by_id_in_order(rendered):
         i: f"http://127.0.0.1:{REORDERED_FRONTENDS[i]['local_port']}" for i in IDS}
     # One shape on every platform.
     keys = {"platform", "namespace", "graph", "model", "replicas", "tensor_parallel_size", "rollout_id", "frontends",
-            "worker_metrics", "topology"}
+            "worker_metrics", "topology", "migration_limit"}
     assert set(local) == set(k8s) == keys
     assert local["worker_metrics"] == ["http://127.0.0.1:9101/metrics", "http://127.0.0.1:9102/metrics"]
     assert k8s["worker_metrics"] == [] and local["graph"] == "" and k8s["graph"] == "gtc-demo"

@@ -19,6 +19,7 @@ Upstream (ai-dynamo/dynamo; tests/stand_ins/README.md has the commit):
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,10 @@ def test_frontends_mount_the_model_volume_read_only_where_the_worker_reads_it(re
 # --- 6. Event buffer ----------------------------------------------------------
 
 def _pinned_default_buffer(dynamo_python: Path) -> int:
-    site = next(dynamo_python.parent.parent.glob("lib/python*/site-packages"))
-    source = (site / "dynamo" / "trtllm" / "workers" / "llm_worker.py").read_text()
+    # Asked of the interpreter: benchmarks/run prints a per-checkout launcher, not the venv's own python.
+    where = subprocess.run([str(dynamo_python), "-c", "import dynamo; print(list(dynamo.__path__)[0])"],
+                           capture_output=True, text=True, timeout=120, check=True).stdout.strip().splitlines()[-1]
+    source = (Path(where) / "trtllm" / "workers" / "llm_worker.py").read_text()
     match = re.search(r"^DEFAULT_KV_EVENT_BUFFER_MAX_SIZE\s*=\s*([0-9_]+)", source, re.MULTILINE)
     assert match, "DEFAULT_KV_EVENT_BUFFER_MAX_SIZE not found in the pinned dynamo.trtllm"
     return int(match.group(1).replace("_", ""))
