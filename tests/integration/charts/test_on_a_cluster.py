@@ -161,7 +161,11 @@ def test_loadgen_owns_the_optional_followup_key(cluster, crd_server):
     cluster.apply_crds(["prometheus-operator"])
 
     def secrets() -> dict[str, dict]:
-        return {s.metadata.name: s.data for s in core.list_namespaced_secret("gtc-demo").items}
+        """The namespace's Secrets but the presenter token's (the role keeps that one always; tests of its
+        own in tests/integration/loadgen), by name, so an assertion never prints the token."""
+        found = {s.metadata.name: s.data for s in core.list_namespaced_secret("gtc-demo").items}
+        assert "loadgen-presenter" in found and set(found.pop("loadgen-presenter")) == {"token"}, sorted(found)
+        return found
 
     def marked() -> str:
         return apps.read_namespaced_deployment("loadgen", "gtc-demo").spec.template.metadata.annotations[

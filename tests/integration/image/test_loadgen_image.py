@@ -28,6 +28,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("loadgen_image")]
 
 APP = REPO / "apps" / "loadgen" / "src" / "gtc_loadgen"
 CONTAINER = "gtc-loadgen-image-test"
+# Values for the Secrets the Deployment requires (the role generates them on a cluster).
+PRESENTER_TOKEN = "image-test-presenter-token"
+REQUIRED_SECRETS = {"GTC_LOADGEN_PRESENTER_TOKEN": PRESENTER_TOKEN}
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
@@ -107,8 +110,11 @@ def docker_run_args(deployment: dict) -> tuple[list[str], int]:
     for item in container.get("env", []):
         if "value" in item:
             args += ["--env", f"{item['name']}={item['value']}"]
-        else:  # a Secret the role makes only when the key is set: optional, and not set here
-            assert item["valueFrom"]["secretKeyRef"]["optional"] is True, item
+        elif item["valueFrom"]["secretKeyRef"].get("optional") is True:
+            continue  # a Secret the role makes only when the key is set, and not set here
+        else:  # a Secret the pod cannot start without: what the role would have put in it
+            assert item["name"] in REQUIRED_SECRETS, item
+            args += ["--env", f"{item['name']}={REQUIRED_SECRETS[item['name']]}"]
     assert "command" not in container  # the image's ENTRYPOINT runs, with the Deployment's args
     cargs = list(container["args"])
     (port,) = [p["containerPort"] for p in container["ports"] if p["name"] == "http"]
@@ -177,7 +183,8 @@ def test_the_container_serves_the_page_static_files_and_metrics(container, deplo
 def test_one_conversation_against_the_local_frontends(container, local_demo):
     def api(path: str, body: dict | None = None) -> dict:
         request = urllib.request.Request(container + path, json.dumps(body).encode() if body is not None else None,
-                                         {"content-type": "application/json"})
+                                         {"content-type": "application/json",
+                                          "authorization": f"Bearer {PRESENTER_TOKEN}"})
         with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 (loopback)
             return json.load(resp)
 

@@ -33,6 +33,11 @@ pytestmark = pytest.mark.integration
 GROUP = "gateway.networking.k8s.io"
 NS = "gtc-demo"
 HOSTNAME = "gtc-demo.example.com"
+# The role's verify asks Grafana, with no login, which dashboards it shows (the booth's alone, by
+# default: cluster_config_grafana_anonymous); these fakes answer as the chart's Grafana would.
+BOOTH_UID = json.loads((REPO / "files" / "dashboards" / "gtc-demo.json").read_text())["uid"]
+GRAFANA_SEARCH = "/grafana/api/search?type=dash-db"
+GRAFANA_SEARCH_ANSWER = json.dumps([{"uid": BOOTH_UID, "title": "booth", "type": "dash-db"}]).encode()
 # Where the rehearsal's "load balancer" answers: a loopback address outside
 # every Network.loopback range (those use 127.10-209.x).
 PUBLIC_IP = "127.250.0.1"
@@ -272,10 +277,15 @@ class _Site:
                 if scheme == "http":
                     self.send_response(301)
                     self.send_header("Location", f"https://{host}{self.path}")
-                else:
-                    self.send_response(200 if self.path in ("/", "/grafana/api/health") else 404)
-                self.send_header("Content-Length", "0")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                body = GRAFANA_SEARCH_ANSWER if self.path == GRAFANA_SEARCH else b""
+                self.send_response(200 if self.path in ("/", "/grafana/api/health", GRAFANA_SEARCH) else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
                 return
@@ -317,7 +327,7 @@ def test_url_checks_go_to_the_base_url_with_the_public_host(rehearsal: Any, cont
                                gateway_verify_poll_interval=2)
         assert run.returncode == 0, run.stdout[-3000:]
         assert site.requests == [("http", "localhost", "/"), ("https", "localhost", "/"),
-                                 ("https", "localhost", "/grafana/api/health")]
+                                 ("https", "localhost", "/grafana/api/health"), ("https", "localhost", GRAFANA_SEARCH)]
 
 
 class _Backend:
@@ -330,10 +340,11 @@ class _Backend:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 backend.seen.append((self.headers.get("Host", ""), self.path))
+                body = GRAFANA_SEARCH_ANSWER if self.path == GRAFANA_SEARCH else b"ok"
                 self.send_response(200 if self.path in paths else 404)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:  # pylint: disable=redefined-builtin
                 return
@@ -368,7 +379,7 @@ def test_data_plane_serves_what_the_routes_say(rehearsal: Any, api: Any, control
     Grafana, with the certificate cert-manager's stand-in issued; then the role's URL checks pass against it."""
     from stand_ins.gateway_controller import GatewayDataPlane
 
-    with _Backend({"/"}) as loadgen, _Backend({"/grafana/api/health"}) as grafana:
+    with _Backend({"/"}) as loadgen, _Backend({"/grafana/api/health", GRAFANA_SEARCH}) as grafana:
         plane = GatewayDataPlane(rehearsal.api_client(), address=PUBLIC_IP, backends={
             (NS, "loadgen", 3000): loadgen.url,
             ("monitoring", "kube-prometheus-stack-grafana", 80): grafana.url}).start()
