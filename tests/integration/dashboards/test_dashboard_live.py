@@ -144,7 +144,12 @@ def test_booth_numbers(scraped_demo) -> None:
         assert 0 <= h["n"] - prom_n[r] <= slack, f"{r}: page counted {h['n']} follow-ups, Prometheus {prom_n[r]}"
         assert h["measured"] == h["n"], f"{r}: the demo's frontends report cached tokens for every follow-up"
         assert miss[r] == pytest.approx(h["miss_share"], abs=slack / h["measured"]), (r, miss[r], h)
-        assert recomputed[r] == pytest.approx(h["recomputed_per_min"], rel=0.1, abs=slack * 600 / 5), (r, h)
+        # Those `slack` follow-ups move the per-minute figure by their own recomputed tokens / 5 min. A
+        # miss recomputes its whole prompt (thousands of tokens, not the 600 once assumed here): a
+        # fresh-clone run saw round robin's page 2,084 tokens/min above Prometheus with 13 misses of
+        # 41, i.e. about two misses' worth (2 x 14,461 / 13 = 2,225).
+        edge = slack * h["recomputed_per_min"] / max(1, h["misses"])
+        assert recomputed[r] == pytest.approx(h["recomputed_per_min"], rel=0.1, abs=max(slack * 600 / 5, edge)), (r, h)
         ttft = [d[1] / 1000.0 for d in dots[r] if d[0] >= scraped_demo.load_started]
         assert len(ttft) == h["n"], "the dots are every follow-up of the window"
         tol = slack / len(ttft)
