@@ -342,6 +342,8 @@ class _Backend:
                 backend.seen.append((self.headers.get("Host", ""), self.path))
                 body = GRAFANA_SEARCH_ANSWER if self.path == GRAFANA_SEARCH else b"ok"
                 self.send_response(200 if self.path in paths else 404)
+                if self.path == GRAFANA_SEARCH:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
