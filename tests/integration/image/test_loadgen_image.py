@@ -31,6 +31,10 @@ CONTAINER = "gtc-loadgen-image-test"
 # Values for the Secrets the Deployment requires (the role generates them on a cluster).
 PRESENTER_TOKEN = "image-test-presenter-token"
 REQUIRED_SECRETS = {"GTC_LOADGEN_PRESENTER_TOKEN": PRESENTER_TOKEN}
+# Settings kept in a ConfigMap need the in-cluster API server, which a container on this engine has
+# not: left out here (the app refuses to start without it); tests/integration/loadgen/test_role_k8s.py
+# runs that store against a real API server with the role's ServiceAccount.
+NEEDS_A_CLUSTER = {"LOADGEN_STATE_CONFIGMAP"}
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
 
 
@@ -108,6 +112,8 @@ def docker_run_args(deployment: dict) -> tuple[list[str], int]:
     if security.get("allowPrivilegeEscalation") is False:
         args += ["--security-opt", "no-new-privileges"]
     for item in container.get("env", []):
+        if item["name"] in NEEDS_A_CLUSTER:
+            continue
         if "value" in item:
             args += ["--env", f"{item['name']}={item['value']}"]
         elif item["valueFrom"]["secretKeyRef"].get("optional") is True:
