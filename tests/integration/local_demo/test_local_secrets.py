@@ -14,19 +14,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-from rehearsal.harness import files_holding, secret_forms
+from rehearsal.harness import FAKE_SECRETS, files_holding, secret_forms
 
 pytestmark = pytest.mark.integration
 
-SENTINELS = {
-    "DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_local_sentinel_41d2",
-    "DIGITALOCEAN_TOKEN": "dop_v1_local_sentinel_41d3",
-    "HF_TOKEN": "hf_local_sentinel_7f0a",
-    "SPACES_ACCESS_KEY_ID": "DO00LOCALSENTINEL",
-    "SPACES_SECRET_ACCESS_KEY": "spaces_local_sentinel_c0de",
-    "GRADIENT_API_KEY": "gradient_local_sentinel_b2b2",
-    "GTC_PRESENTER_TOKEN": "presenter_local_sentinel_e5e5",
-}
+# The rehearsal's list of secret variables (one owner: tests/rehearsal/harness.py), each with a value of
+# its own here, plus the DigitalOcean token's second name, which the roles also read.
+SENTINELS = {**{name: f"{value}_local" for name, value in FAKE_SECRETS.items()},
+             "DIGITALOCEAN_TOKEN": "dop_v1_local_sentinel_41d3"}
 # The follow-up writer would call DigitalOcean with a key set: keep it on a closed local port.
 NO_EGRESS = ("-e", "loadgen_followup_url=http://127.0.0.1:9/v1")
 
