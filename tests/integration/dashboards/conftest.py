@@ -99,15 +99,16 @@ class ScrapedDemo:
     targets: dict[str, list[dict[str, Any]]]
     routing_ids: list[str]
 
-    def settle(self, rules: list[str], timeout: float = 60.0) -> float:
-        """Stop the load, then wait until Prometheus's numbers are final; returns when the load went quiet.
+    def settle(self, rules: list[str], timeout: float = 60.0) -> None:
+        """Stop the load, then wait until Prometheus's numbers are final.
 
         Final means: every target (the load generator, each frontend, each worker) was
         scraped after the load went quiet, and every rule in ``rules`` that has series was
-        evaluated after those scrapes (a rule with none is left to the caller's assertions). The page and Prometheus then count the
-        same requests, so they can be compared without a guessed allowance for the
-        follow-ups that finished between a scrape and the page's answer (a CI run on 2
-        busy cores saw 4 of them, more than the allowance then had).
+        evaluated after those scrapes (a rule with none is left to the caller's
+        assertions). The page and Prometheus then count the same requests, so they can be
+        compared without a guessed allowance for the follow-ups that finished between a
+        scrape and the page's answer (a CI run on 2 busy cores saw 4 of them, more than
+        the allowance then had).
         """
         stop_load(self.loadgen_url)
         quiet_at = time.time()
@@ -122,7 +123,6 @@ class ScrapedDemo:
                        for ts in (_newest_sample_times(prom, rule) for rule in rules))
 
         _wait(final, timeout, "a scrape after the load went quiet, and every rule evaluated after it")
-        return quiet_at
 
 
 @pytest.fixture(scope="module")

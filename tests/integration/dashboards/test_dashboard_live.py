@@ -100,12 +100,6 @@ def _cdf(values: list[float], x: float) -> float:
     return sum(1 for v in values if v <= x) / len(values)
 
 
-BOOTH_RULES = ["routing:loadgen_followup_ttft_seconds:p50_5m", "routing:loadgen_followup_ttft_seconds:p90_5m",
-               "routing:loadgen_followup_miss:ratio_5m", "routing:loadgen_recomputed_prompt_tokens:rate5m_per_minute",
-               "routing:loadgen_followups:increase5m", "routing:dynamo_frontend_kv_hit_ratio:rate5m",
-               "gtc_demo:loadgen_followup_ttft_p90:ratio_5m"]
-
-
 def test_booth_numbers(scraped_demo) -> None:
     """The dashboard's headlines are the page's: same requests, same definitions (headlines.py), same window.
 
@@ -124,7 +118,7 @@ def test_booth_numbers(scraped_demo) -> None:
     one mode to the other.
     """
     prom = scraped_demo.prometheus
-    scraped_demo.settle(BOOTH_RULES)
+    scraped_demo.settle([r["record"] for r in RULES])
 
     def by_routing(expr: str, **params: float) -> dict[str, float]:
         result = prom.api("query", query=expr, **params)["data"]["result"]
