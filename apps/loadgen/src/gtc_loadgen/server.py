@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,22 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
     return data
+
+
+@web.middleware
+async def live_answers(request: web.Request,
+                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """The API's answers are the state of now: no browser or proxy may keep or reuse one."""
+    live = request.path.startswith("/api/")
+    try:
+        response = await handler(request)
+    except web.HTTPException as refusal:  # _body's 400s, the router's 404s and 405s
+        if live:
+            refusal.headers["Cache-Control"] = "no-store"
+        raise
+    if live:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -124,7 +140,7 @@ def build_app(
     if isinstance(presenter_token, str):
         presenter_token = Verifier.of_token(presenter_token) if presenter_token else None
     auth = PresenterAuth(presenter_token)
-    app = web.Application(middlewares=[auth.middleware])
+    app = web.Application(middlewares=[live_answers, auth.middleware])
     app[AUTH] = auth
     app[KEEPER] = keeper
     if keeper is not None:

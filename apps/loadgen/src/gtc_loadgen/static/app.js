@@ -8,6 +8,10 @@ const PALETTE = ["#76b900", "#ff8a3d", "#4dc9ff", "#c77dff", "#ffd23f", "#ff5fa2
 const $ = (id) => document.getElementById(id);
 let state = null;
 let editing = false; // do not overwrite a slider while the presenter drags it
+// The presenter's changes sent so far, and those answered. A poll asked before the newest change
+// was answered carries the settings from before it: drawn, it would put them back on the controls
+// (a checkbox unticks under the click until the next poll), so its answer is dropped.
+const changes = { sent: 0, answered: 0 };
 let frontends = []; // [{id, title, color}] as the server lists them
 let built = ""; // the frontends the switch and headline were built for
 
@@ -56,7 +60,10 @@ async function api(path, body) {
     if (t) headers.Authorization = "Bearer " + t;
     Object.assign(opts, { method: "POST", headers, body: JSON.stringify(body) });
   }
-  const resp = await fetch(path, opts);
+  // "no-store": else Chromium holds each poll of a URL until the one before it has answered (its
+  // cache lock), and on a slow server the polls queue up and answer ever later. The timeout: a
+  // request that never answers must not freeze the page (a change in flight holds the polls back).
+  const resp = await fetch(path, { ...opts, cache: "no-store", signal: AbortSignal.timeout(15000) });
   const data = await resp.json().catch(() => ({}));
   if (resp.status === 401 || resp.status === 429) {
     const err = new Error(data.error || ("HTTP " + resp.status));
@@ -69,6 +76,7 @@ async function api(path, body) {
 
 // A control: the call, or (on 401) the token form and the call kept for when a token is given.
 async function control(path, body) {
+  changes.sent++;
   try {
     const out = await api(path, body);
     if (storedToken()) setAuth("presenter");
@@ -80,6 +88,8 @@ async function control(path, body) {
     setAuth(e.auth === "required" ? "ask" : e.auth, e.auth === "limited" ? e.message : undefined);
     $("auth-token").focus();
     throw new Error(e.auth === "wrong" ? "wrong presenter token" : e.message);
+  } finally {
+    changes.answered++;
   }
 }
 
@@ -383,8 +393,12 @@ function render(st) {
 }
 
 async function refresh() {
-  try { render(await api("/api/state")); }
-  catch (e) { say("load generator unreachable: " + e.message); }
+  const asked = changes.sent;
+  const settled = changes.sent === changes.answered;
+  let st;
+  try { st = await api("/api/state"); }
+  catch (e) { say("load generator unreachable: " + e.message); return; }
+  if (settled && asked === changes.sent) render(st);
 }
 
 async function refreshConversations() {
