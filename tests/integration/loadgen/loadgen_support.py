@@ -10,14 +10,55 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pytest
 
+T = TypeVar("T")
 CHROMIUM = Path("/usr/bin/chromium")
 FAKE_OPENAI = Path(__file__).resolve().parents[2] / "unit" / "loadgen" / "fake_openai.py"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update"]
+
+
+class InThread(Generic[T]):
+    """An asyncio server on its own event loop in a daemon thread. ``start()`` enters ``serve()``
+    there and returns what it yields; ``call(fn)`` runs ``fn`` on that loop; ``stop()`` leaves
+    ``serve()`` and ends the thread."""
+
+    def __init__(self, serve: Callable[[], AbstractAsyncContextManager[T]], name: str) -> None:
+        self._serve = serve
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._served: T | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with self._serve() as served:
+                self._served = served
+                self._ready.set()
+                await self._stop.wait()
+        self._loop.run_until_complete(main())
+
+    def start(self) -> T:
+        self._thread.start()
+        assert self._ready.wait(20), f"{self._thread.name} did not start"
+        assert self._served is not None
+        return self._served
+
+    def call(self, fn: Callable[[], object]) -> None:
+        self._loop.call_soon_threadsafe(fn)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(20)
 
 
 class FakeFrontends:
@@ -31,30 +72,15 @@ class FakeFrontends:
         if spec.name not in sys.modules:
             sys.modules[spec.name] = self._module  # its dataclasses look their module up there
             spec.loader.exec_module(self._module)
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
+        self._thread = InThread(self._module.fake_server, "fake-frontends")
         self.server = None
-        self._thread = threading.Thread(target=self._run, name="fake-frontends", daemon=True)
-
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with self._module.fake_server() as server:
-                self.server = server
-                self._ready.set()
-                await self._stop.wait()
-        self._loop.run_until_complete(main())
 
     def start(self) -> FakeFrontends:
-        self._thread.start()
-        assert self._ready.wait(20), "the fake frontends did not start"
+        self.server = self._thread.start()
         return self
 
     def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
+        self._thread.stop()
 
     def url(self, frontend_id: str) -> str:
         return f"{self.server.base}/{frontend_id}"

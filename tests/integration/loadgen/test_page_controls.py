@@ -9,16 +9,16 @@ answer lands after every click: each control must come to its new value and keep
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
-from loadgen_support import FLAGS, LoadgenAPI
+from loadgen_support import FLAGS, InThread, LoadgenAPI
 
 from gtc_loadgen.corpus import load_seeds
 from gtc_loadgen.server import build_app
@@ -49,12 +49,9 @@ class LateServer:
                              followup_base_url="http://127.0.0.1:9/v1", followup_model="x")
         self.app.middlewares.append(self._late)
         self.hang_browser_changes = False
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
         self._released: asyncio.Event | None = None  # set at the end: a held change stops waiting
+        self._thread = InThread(self._serve, "late-loadgen")
         self.url = ""
-        self._thread = threading.Thread(target=self._run, name="late-loadgen", daemon=True)
 
     @web.middleware
     async def _late(self, request: web.Request, handler) -> web.StreamResponse:
@@ -70,32 +67,27 @@ class LateServer:
             await asyncio.sleep(LATE_S)
         return response
 
-    def _run(self) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            self._released = asyncio.Event()
-            runner = web.AppRunner(self.app)
-            await runner.setup()
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            site = web.SockSite(runner, sock)
-            await site.start()
-            self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-            self._ready.set()
-            await self._stop.wait()
+    @contextlib.asynccontextmanager
+    async def _serve(self) -> AsyncIterator[str]:
+        self._released = asyncio.Event()
+        runner = web.AppRunner(self.app)
+        await runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        try:
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        finally:
             await runner.cleanup()
-        self._loop.run_until_complete(main())
 
     def __enter__(self) -> LateServer:
-        self._thread.start()
-        assert self._ready.wait(20), "the load generator's app did not start"
+        self.url = self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._stop is not None and self._released is not None:
-            self._loop.call_soon_threadsafe(self._released.set)
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(20)
+        if self._released is not None:
+            self._thread.call(self._released.set)
+        self._thread.stop()
 
 
 @pytest.fixture(scope="module")
